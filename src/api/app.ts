@@ -1,0 +1,95 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import addFormats from 'ajv-formats';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pino, type Logger } from 'pino';
+import type { Clock } from '../engine/clock.js';
+import type { Db } from '../store/db.js';
+import { authenticate } from './auth.js';
+import { errorHandler, sendError } from './errors.js';
+import { adminRoutes } from './routes/admin.js';
+import { apiKeyRoutes } from './routes/apikeys.js';
+import { contactRoutes } from './routes/contacts.js';
+import { tenantRoutes } from './routes/tenant.js';
+
+export interface AppDeps {
+  db: Db;
+  clock: Clock;
+  logger?: Logger | false;
+  /** Lets a caller act for any tenant (see AuthOptions.adminToken). */
+  adminToken?: string;
+  /** The public base URL, written into the OpenAPI document. */
+  publicUrl?: string;
+}
+
+/** Everything a route module needs, passed down instead of reached for. */
+export type RouteDeps = Pick<AppDeps, 'db' | 'clock'> & { adminToken?: string };
+
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+/** Bulk routes carry up to 10,000 items. */
+export const BULK_BODY_LIMIT = 32 * 1024 * 1024;
+
+export type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
+
+/** Builds the HTTP API from its parts. It does not listen; the caller decides where. */
+export async function buildApp(deps: AppDeps): Promise<App> {
+  const app = Fastify({
+    loggerInstance: (deps.logger || pino({ enabled: false })) as FastifyBaseLogger,
+    bodyLimit: DEFAULT_BODY_LIMIT,
+    ajv: {
+      customOptions: {
+        // Unknown fields are refused by name rather than silently dropped.
+        removeAdditional: false,
+        coerceTypes: 'array',
+        useDefaults: true,
+        allErrors: true,
+      },
+      // ajv-formats' types predate Fastify's plugin signature; the call shape is the documented one.
+      plugins: [addFormats as never],
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`));
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Rapport API',
+        version: '1',
+        description: 'Contacts, consent, events and journeys. Every /v1 call is scoped to the tenant of its API key.',
+      },
+      servers: deps.publicUrl ? [{ url: deps.publicUrl }] : [],
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'a tenant API key (rpk_…)' } } },
+      security: [{ apiKey: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.get('/health', { schema: { hide: true } }, async () => {
+    await deps.db.query('select 1');
+    return { status: 'ok', database: deps.db.kind };
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  const routeDeps: RouteDeps = { db: deps.db, clock: deps.clock, adminToken: deps.adminToken };
+  await app.register(
+    async (v1) => {
+      await v1.register(adminRoutes, routeDeps);
+      await v1.register(async (scoped) => {
+        scoped.decorateRequest('auth', null as never);
+        scoped.addHook('onRequest', authenticate({ db: deps.db, adminToken: deps.adminToken }));
+        await scoped.register(tenantRoutes, routeDeps);
+        await scoped.register(apiKeyRoutes, routeDeps);
+        await scoped.register(contactRoutes, routeDeps);
+      });
+    },
+    { prefix: '/v1' },
+  );
+
+  await app.ready();
+  return app;
+}

@@ -1,0 +1,32 @@
+import { resolve } from 'node:path';
+import type { StoreTarget } from './store/open.js';
+
+export interface Config {
+  port: number;
+  host: string;
+  store: StoreTarget;
+  /** Set by the operator to manage tenants over HTTP; see docs/operations.md. */
+  adminToken?: string;
+  logLevel: string;
+  publicUrl?: string;
+}
+
+export const DEFAULT_DATA_DIR = '.rapport/data';
+
+/** Reads the configuration from the environment; every setting has a default that runs locally. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const port = env.PORT ? Number(env.PORT) : 3000;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got ${JSON.stringify(env.PORT)}`);
+  const url = env.DATABASE_URL?.trim();
+  if (url && !/^postgres(ql)?:\/\//.test(url)) throw new Error('DATABASE_URL must start with postgres:// (leave it unset to use the embedded database)');
+  return {
+    port,
+    host: env.HOST ?? '127.0.0.1',
+    store: url
+      ? { kind: 'postgres', url, poolSize: env.DATABASE_POOL_SIZE ? Number(env.DATABASE_POOL_SIZE) : undefined }
+      : { kind: 'pglite', dataDir: resolve(env.RAPPORT_DATA_DIR ?? DEFAULT_DATA_DIR) },
+    adminToken: env.RAPPORT_ADMIN_TOKEN || undefined,
+    logLevel: env.LOG_LEVEL ?? 'info',
+    publicUrl: env.RAPPORT_PUBLIC_URL || undefined,
+  };
+}

@@ -1,0 +1,70 @@
+import { Type, type Static } from 'typebox';
+
+const LocalTime = Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$', description: 'local time of day, HH:MM (24-hour)' });
+
+export const SendWindow = Type.Object(
+  {
+    days: Type.Array(Type.Integer({ minimum: 1, maximum: 7 }), { minItems: 1, maxItems: 7, uniqueItems: true, description: 'ISO weekdays, 1 = Monday' }),
+    start: LocalTime,
+    end: LocalTime,
+  },
+  { additionalProperties: false, description: 'when sends may go out, in the recipient\'s time zone' },
+);
+export type SendWindow = Static<typeof SendWindow>;
+
+const AllowedHours = Type.Object({ start: LocalTime, end: LocalTime }, { additionalProperties: false });
+
+export const QuietHours = Type.Object(
+  {
+    sms: Type.Optional(AllowedHours),
+    voice: Type.Optional(AllowedHours),
+    whatsapp: Type.Optional(AllowedHours),
+    email: Type.Optional(AllowedHours),
+  },
+  { additionalProperties: false, description: 'per channel, the hours sends are allowed in the recipient\'s zone; outside them sends are held' },
+);
+export type QuietHours = Static<typeof QuietHours>;
+
+export const FrequencyCap = Type.Object(
+  {
+    channel: Type.Union([Type.Literal('sms'), Type.Literal('email'), Type.Literal('whatsapp'), Type.Literal('voice'), Type.Literal('any')]),
+    limit: Type.Integer({ minimum: 1, maximum: 100000 }),
+    period: Type.String({ pattern: '^[1-9][0-9]*(h|d|w)$', description: 'rolling window, e.g. "1d", "7d", "12h"' }),
+  },
+  { additionalProperties: false },
+);
+export type FrequencyCap = Static<typeof FrequencyCap>;
+
+export const BrandVoice = Type.Object(
+  {
+    tone: Type.Optional(Type.String({ maxLength: 200 })),
+    signature: Type.Optional(Type.String({ maxLength: 200 })),
+    guidelines: Type.Optional(Type.String({ maxLength: 4000 })),
+  },
+  { additionalProperties: false },
+);
+export type BrandVoice = Static<typeof BrandVoice>;
+
+export const TenantSettings = Type.Object(
+  {
+    default_country: Type.Optional(Type.String({ pattern: '^[A-Z]{2}$', description: 'ISO country assumed for phone numbers without a + prefix' })),
+  },
+  { additionalProperties: false },
+);
+export type TenantSettings = Static<typeof TenantSettings>;
+
+export const DEFAULT_SEND_WINDOW: SendWindow = { days: [1, 2, 3, 4, 5, 6, 7], start: '09:00', end: '20:00' };
+export const DEFAULT_QUIET_HOURS: QuietHours = { sms: { start: '08:00', end: '21:00' }, voice: { start: '08:00', end: '21:00' } };
+
+export interface Tenant {
+  id: string;
+  name: string;
+  time_zone: string;
+  send_window: SendWindow;
+  quiet_hours: QuietHours;
+  frequency_caps: FrequencyCap[];
+  brand_voice: BrandVoice;
+  settings: TenantSettings;
+  created_at: Date;
+  updated_at: Date;
+}

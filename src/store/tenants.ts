@@ -1,0 +1,65 @@
+import { randomUUID } from 'node:crypto';
+import { NotFoundError } from '../core/errors.js';
+import { DEFAULT_QUIET_HOURS, DEFAULT_SEND_WINDOW, type BrandVoice, type FrequencyCap, type QuietHours, type SendWindow, type Tenant, type TenantSettings } from '../core/tenant.js';
+import { writeAudit } from './audit.js';
+import type { Queryable } from './db.js';
+
+export interface TenantPatch {
+  name?: string;
+  time_zone?: string;
+  send_window?: SendWindow;
+  quiet_hours?: QuietHours;
+  frequency_caps?: FrequencyCap[];
+  brand_voice?: BrandVoice;
+  settings?: TenantSettings;
+}
+
+const COLUMNS = 'id, name, time_zone, send_window, quiet_hours, frequency_caps, brand_voice, settings, created_at, updated_at';
+const JSON_FIELDS = ['send_window', 'quiet_hours', 'frequency_caps', 'brand_voice', 'settings'] as const;
+
+export async function createTenant(db: Queryable, input: TenantPatch & { name: string }, actor = 'system'): Promise<Tenant> {
+  const id = randomUUID();
+  const { rows } = await db.query<Tenant>(
+    `insert into tenants (id, name, time_zone, send_window, quiet_hours, frequency_caps, brand_voice, settings)
+     values ($1, $2, $3, $4, $5, $6, $7, $8)
+     returning ${COLUMNS}`,
+    [
+      id,
+      input.name,
+      input.time_zone ?? 'UTC',
+      JSON.stringify(input.send_window ?? DEFAULT_SEND_WINDOW),
+      JSON.stringify(input.quiet_hours ?? DEFAULT_QUIET_HOURS),
+      JSON.stringify(input.frequency_caps ?? []),
+      JSON.stringify(input.brand_voice ?? {}),
+      JSON.stringify(input.settings ?? {}),
+    ],
+  );
+  await writeAudit(db, { tenantId: id, actor, action: 'tenant.created', entityType: 'tenant', entityId: id, data: {} });
+  return rows[0]!;
+}
+
+export async function getTenant(db: Queryable, id: string): Promise<Tenant> {
+  const { rows } = await db.query<Tenant>(`select ${COLUMNS} from tenants where id = $1`, [id]);
+  if (!rows[0]) throw new NotFoundError('tenant');
+  return rows[0];
+}
+
+export async function listTenants(db: Queryable): Promise<Tenant[]> {
+  const { rows } = await db.query<Tenant>(`select ${COLUMNS} from tenants order by created_at, id`);
+  return rows;
+}
+
+export async function updateTenant(db: Queryable, id: string, patch: TenantPatch, actor: string): Promise<Tenant> {
+  const { rows } = await db.query<Tenant>(
+    `update tenants set
+       name = coalesce($2, name), time_zone = coalesce($3, time_zone),
+       send_window = coalesce($4::jsonb, send_window), quiet_hours = coalesce($5::jsonb, quiet_hours),
+       frequency_caps = coalesce($6::jsonb, frequency_caps), brand_voice = coalesce($7::jsonb, brand_voice),
+       settings = coalesce($8::jsonb, settings), updated_at = now()
+     where id = $1 returning ${COLUMNS}`,
+    [id, patch.name ?? null, patch.time_zone ?? null, ...JSON_FIELDS.map((f) => (patch[f] === undefined ? null : JSON.stringify(patch[f])))],
+  );
+  if (!rows[0]) throw new NotFoundError('tenant');
+  await writeAudit(db, { tenantId: id, actor, action: 'tenant.updated', entityType: 'tenant', entityId: id, data: { fields: Object.keys(patch) } });
+  return rows[0];
+}

@@ -82,10 +82,12 @@ export function planUpsert(rows: ContactFields[], holders: Holders[], newId: () 
       target = h.phone?.id ?? h.email?.id;
     }
     if (!target) {
+      // The same rules against contacts named earlier in this batch.
       for (const k of KEYS) {
         const v = row[k];
         const id = v ? claimed.get(claimKey(k, v)) : undefined;
-        if (id) {
+        const theirExternalId = id ? writes.get(id)!.fields.external_id : null;
+        if (id && (k === 'external_id' || !row.external_id || theirExternalId === null)) {
           target = id;
           break;
         }
@@ -103,7 +105,7 @@ export function planUpsert(rows: ContactFields[], holders: Holders[], newId: () 
       for (const k of KEYS) {
         const v = row[k];
         const id = v ? claimed.get(claimKey(k, v)) : undefined;
-        if (id && target && id !== target) {
+        if (id && id !== target) {
           return { field: k, message: `${v} is given to a different contact earlier in this batch` };
         }
       }

@@ -43,7 +43,7 @@ function alive(pid: number): boolean {
 export function readLock(dataDir: string): LockInfo | undefined {
   try {
     const info = JSON.parse(readFileSync(join(dataDir, LOCK_FILE), 'utf8')) as LockInfo;
-    return alive(info.pid) && info.pid !== process.pid ? info : undefined;
+    return alive(info.pid) ? info : undefined;
   } catch {
     return undefined;
   }

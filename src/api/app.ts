@@ -11,7 +11,12 @@ import { authenticate } from './auth.js';
 import { errorHandler, sendError } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiKeyRoutes } from './routes/apikeys.js';
+import { auditRoutes } from './routes/audit.js';
+import { consentRoutes } from './routes/consent.js';
+import { contactDetailRoutes } from './routes/contact-detail.js';
 import { contactRoutes } from './routes/contacts.js';
+import { eventRoutes } from './routes/events.js';
+import { suppressionRoutes } from './routes/suppressions.js';
 import { tenantRoutes } from './routes/tenant.js';
 
 export interface AppDeps {
@@ -51,6 +56,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // The API speaks JSON; a text body is a client mistake better named (415) than half-validated.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`));
 
@@ -85,6 +92,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await scoped.register(tenantRoutes, routeDeps);
         await scoped.register(apiKeyRoutes, routeDeps);
         await scoped.register(contactRoutes, routeDeps);
+        await scoped.register(contactDetailRoutes, routeDeps);
+        await scoped.register(consentRoutes, routeDeps);
+        await scoped.register(suppressionRoutes, routeDeps);
+        await scoped.register(eventRoutes, routeDeps);
+        await scoped.register(auditRoutes, routeDeps);
       });
     },
     { prefix: '/v1' },

@@ -16,8 +16,3 @@ export function hashApiKey(secret: string): string {
 export function looksLikeApiKey(secret: string): boolean {
   return secret.startsWith(PREFIX) && secret.length === PREFIX.length + 32;
 }
-
-/** Normalised address digest used to match suppressions after the address itself is erased. */
-export function addressHash(address: string): string {
-  return createHash('sha256').update(address.trim().toLowerCase()).digest('hex');
-}

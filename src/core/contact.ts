@@ -35,7 +35,7 @@ export interface NormalizeOptions {
 
 // Deliberately loose: the mailbox is the authority on what it accepts; this catches typos
 // such as a missing @ or domain, and whitespace.
-const EMAIL = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/;
+export const EMAIL = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/;
 const MAX_ATTRIBUTES_BYTES = 32 * 1024;
 
 /** Parses a phone number into E.164, or returns a sentence saying why it is not one. */

@@ -21,6 +21,17 @@ export async function writeAudit(db: Queryable, e: AuditEntry): Promise<void> {
   ]);
 }
 
+/** Writes many entries in one statement, for batches that audit every row they change. */
+export async function writeAuditBatch(db: Queryable, entries: AuditEntry[]): Promise<void> {
+  if (!entries.length) return;
+  await db.query(
+    `insert into audit_log (tenant_id, actor, action, entity_type, entity_id, data)
+     select x.tenant_id, x.actor, x.action, x.entity_type, x.entity_id, coalesce(x.data, '{}')
+       from jsonb_to_recordset($1::jsonb) as x(tenant_id uuid, actor text, action text, entity_type text, entity_id text, data jsonb)`,
+    [JSON.stringify(entries.map((e) => ({ tenant_id: e.tenantId, actor: e.actor, action: e.action, entity_type: e.entityType, entity_id: e.entityId ?? null, data: e.data ?? {} })))],
+  );
+}
+
 export interface AuditRow {
   id: number;
   actor: string;

@@ -1,0 +1,144 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testApi, type TestApi, type TestTenant } from './helpers/api.js';
+
+/**
+ * Tenant isolation across every route. The list of operations comes from the OpenAPI document,
+ * so a new route without a case here fails this test until someone decides how it must behave
+ * for a caller from another tenant.
+ *
+ * Tenant A owns data; tenant B's key calls every operation, aiming at A's ids and identifiers.
+ * Afterwards, A's rows in every table must be byte-for-byte what they were.
+ */
+
+interface Fixture {
+  contactId: string;
+  contactEmail: string;
+  contactPhone: string;
+  externalId: string;
+  keyId: string;
+  suppressionId: string;
+  eventSourceId: string;
+  secrets: string[];
+}
+
+interface Case {
+  url: string;
+  body?: unknown;
+  /** Statuses allowed for tenant B; anything else fails. */
+  status: number[];
+}
+
+const TENANT_TABLES = ['contacts', 'consent_records', 'consent_state', 'suppressions', 'events', 'api_keys', 'audit_log'];
+
+const cases = (fx: Fixture): Record<string, Case> => ({
+  'GET /v1/tenant': { url: '/v1/tenant', status: [200] },
+  'PATCH /v1/tenant': { url: '/v1/tenant', body: { name: 'B renamed' }, status: [200] },
+  'GET /v1/api-keys': { url: '/v1/api-keys', status: [200] },
+  'POST /v1/api-keys': { url: '/v1/api-keys', body: { name: 'b-key' }, status: [201] },
+  'DELETE /v1/api-keys/{id}': { url: `/v1/api-keys/${fx.keyId}`, status: [404] },
+  'GET /v1/contacts': { url: `/v1/contacts?email=${encodeURIComponent(fx.contactEmail)}`, status: [200] },
+  'POST /v1/contacts': { url: '/v1/contacts', body: { email: fx.contactEmail, external_id: fx.externalId }, status: [201] },
+  'POST /v1/contacts/upsert': { url: '/v1/contacts/upsert', body: { external_id: fx.externalId, phone: fx.contactPhone, name: 'Hijack' }, status: [200, 409] },
+  'POST /v1/contacts/bulk': { url: '/v1/contacts/bulk', body: { contacts: [{ email: fx.contactEmail, name: 'Hijack' }] }, status: [200] },
+  'GET /v1/contacts/{id}': { url: `/v1/contacts/${fx.contactId}`, status: [404] },
+  'PATCH /v1/contacts/{id}': { url: `/v1/contacts/${fx.contactId}`, body: { name: 'Hijack' }, status: [404] },
+  'DELETE /v1/contacts/{id}': { url: `/v1/contacts/${fx.contactId}`, status: [404] },
+  'GET /v1/contacts/{id}/export': { url: `/v1/contacts/${fx.contactId}/export`, status: [404] },
+  'GET /v1/contacts/{id}/consent': { url: `/v1/contacts/${fx.contactId}/consent`, status: [404] },
+  'POST /v1/contacts/{id}/consent': {
+    url: `/v1/contacts/${fx.contactId}/consent`,
+    body: { channel: 'sms', status: 'revoked', source: 'api' },
+    status: [404],
+  },
+  'POST /v1/consent/batch': {
+    url: '/v1/consent/batch',
+    body: { records: [{ contact_id: fx.contactId, channel: 'sms', status: 'revoked', source: 'api' }] },
+    status: [400, 404],
+  },
+  'GET /v1/suppressions': { url: '/v1/suppressions', status: [200] },
+  'POST /v1/suppressions': { url: '/v1/suppressions', body: { channel: 'email', address: fx.contactEmail, reason: 'test' }, status: [201] },
+  'DELETE /v1/suppressions/{id}': { url: `/v1/suppressions/${fx.suppressionId}`, status: [404] },
+  'GET /v1/events': { url: `/v1/events?contact_id=${fx.contactId}`, status: [200] },
+  'POST /v1/events': { url: '/v1/events', body: { id: fx.eventSourceId, name: 'purchase', contact: { external_id: fx.externalId } }, status: [202] },
+  'POST /v1/events/batch': {
+    url: '/v1/events/batch',
+    body: { events: [{ id: fx.eventSourceId, name: 'purchase', contact_id: fx.contactId }] },
+    status: [202, 400],
+  },
+  'GET /v1/audit-log': { url: `/v1/audit-log?entity_type=contact&entity_id=${fx.contactId}`, status: [200] },
+  // Operator routes: a tenant key never reaches them.
+  'GET /v1/tenants': { url: '/v1/tenants', status: [401] },
+  'POST /v1/tenants': { url: '/v1/tenants', body: { name: 'Sneaky' }, status: [401] },
+});
+
+let api: TestApi;
+let a: TestTenant;
+let b: TestTenant;
+let fx: Fixture;
+
+async function snapshot(tenantId: string): Promise<string> {
+  const parts: unknown[] = [];
+  for (const table of TENANT_TABLES) {
+    const { rows } = await api.db.query(`select * from ${table} where tenant_id = $1 order by 1`, [tenantId]);
+    parts.push({ table, rows });
+  }
+  const { rows } = await api.db.query('select * from tenants where id = $1', [tenantId]);
+  parts.push({ table: 'tenants', rows });
+  return JSON.stringify(parts);
+}
+
+beforeAll(async () => {
+  api = await testApi();
+  a = await api.tenant('A');
+  b = await api.tenant('B');
+  const contact = await api.call(a, 'POST', '/v1/contacts', { external_id: 'shared-ext-1', email: 'owner@a.example', phone: '+14155552671', name: 'Owner' });
+  expect(contact.status).toBe(201);
+  const key = await api.call(a, 'POST', '/v1/api-keys', { name: 'a-key' });
+  const consent = await api.call(a, 'POST', `/v1/contacts/${contact.body.id}/consent`, { channel: 'sms', status: 'granted', type: 'express', source: 'web_form' });
+  expect(consent.status).toBe(201);
+  const supp = await api.call(a, 'POST', '/v1/suppressions', { channel: 'email', address: 'blocked@a.example', reason: 'bounced' });
+  expect(supp.status).toBe(201);
+  const ev = await api.call(a, 'POST', '/v1/events', { id: 'evt-a-1', name: 'signup', contact_id: contact.body.id, properties: { plan: 'secret-plan-a' } });
+  expect(ev.status).toBe(202);
+  fx = {
+    contactId: contact.body.id,
+    contactEmail: 'owner@a.example',
+    contactPhone: '+14155552671',
+    externalId: 'shared-ext-1',
+    keyId: key.body.id,
+    suppressionId: supp.body.id,
+    eventSourceId: 'evt-a-1',
+    secrets: [contact.body.id, key.body.id, key.body.prefix, supp.body.id, 'blocked@a.example', 'secret-plan-a', a.id],
+  };
+});
+afterAll(() => api.close());
+
+describe('tenant isolation', () => {
+  it('has a case for every operation in the OpenAPI document', () => {
+    const doc = api.app.swagger() as { paths: Record<string, Record<string, unknown>> };
+    const operations = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
+    const known = Object.keys(cases(fx));
+    expect(operations.filter((op) => !known.includes(op)), 'operations without an isolation case').toEqual([]);
+    expect(known.filter((op) => !operations.includes(op)), 'cases for operations that no longer exist').toEqual([]);
+  });
+
+  it("never lets tenant B read or change tenant A's data, on any route", async () => {
+    const before = await snapshot(a.id);
+    for (const [op, c] of Object.entries(cases(fx))) {
+      const method = op.split(' ')[0]!;
+      const res = await api.call(b, method, c.url, c.body);
+      expect(c.status, `${op} answered ${res.status}: ${JSON.stringify(res.body).slice(0, 300)}`).toContain(res.status);
+      const text = JSON.stringify(res.body);
+      for (const secret of fx.secrets) expect(text.includes(secret), `${op} leaked ${secret}`).toBe(false);
+    }
+    expect(await snapshot(a.id)).toBe(before);
+  });
+
+  it("gives B's writes that named A's identifiers to B's own records", async () => {
+    const mine = await api.call(b, 'GET', `/v1/contacts?external_id=shared-ext-1`);
+    expect(mine.body.data).toHaveLength(1);
+    expect(mine.body.data[0].id).not.toBe(fx.contactId);
+    const theirs = await api.call(a, 'GET', `/v1/contacts/${fx.contactId}`);
+    expect(theirs.body.name).toBe('Owner');
+  });
+});

@@ -1,18 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { getTenant } from '../../store/tenants.js';
 import { ConflictError } from '../../core/errors.js';
 import { createContact, getContactRow, normalizeBatch, patchContact, upsertContacts } from '../../store/contacts.js';
 import { listContacts } from '../../store/contact-search.js';
-import type { Db } from '../../store/db.js';
 import { BULK_BODY_LIMIT, type RouteDeps } from '../app.js';
+import { normalizeOptions } from '../tenant-options.js';
 import { errors, IdParams, Page, PageQuery } from '../schemas/common.js';
 import { BulkUpsertBody, BulkUpsertResult, Contact, ContactInput } from '../schemas/contact.js';
-
-async function normalizeOptions(db: Db, tenantId: string) {
-  const t = await getTenant(db, tenantId);
-  return { defaultCountry: t.settings.default_country };
-}
 
 export const contactRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { db, clock }) => {
   app.post(

@@ -69,3 +69,25 @@ export async function emptyDb(): Promise<Db> {
   }
   return pgliteDb(await PGlite.create());
 }
+
+/**
+ * On PostgreSQL (RAPPORT_TEST_DATABASE_URL set), the URL of a fresh migrated database, for code
+ * that opens its own connections (the CLI with DATABASE_URL); drop() removes it.
+ */
+export async function freshDatabaseUrl(): Promise<{ url: string; drop(): Promise<void> }> {
+  if (!TEST_DATABASE_URL) throw new Error('freshDatabaseUrl needs RAPPORT_TEST_DATABASE_URL');
+  const name = `rapport_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await admin.connect();
+  await admin.query(`create database ${name} template ${TEMPLATE_DB}`).finally(() => admin.end());
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await c.connect();
+      await c.query(`drop database if exists ${name} with (force)`).finally(() => c.end());
+    },
+  };
+}

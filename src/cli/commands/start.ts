@@ -1,13 +1,14 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config.js';
 import { startServer } from '../../server.js';
+import type { CliContext } from '../context.js';
 
-export function registerStart(program: Command): void {
+export function registerStart(program: Command, ctx: CliContext): void {
   program
     .command('start')
     .description('run the Rapport server (embedded database unless DATABASE_URL is set)')
     .action(async () => {
-      const config = loadConfig();
+      const config = loadConfig(ctx.env);
       const server = await startServer(config);
       const where = config.store.kind === 'pglite' ? `embedded PGlite in ${config.store.dataDir}` : 'PostgreSQL (DATABASE_URL)';
       const lines = [
@@ -27,7 +28,7 @@ export function registerStart(program: Command): void {
       } else {
         lines.push('', '  Make an API key with:  npx rapport apikey create --tenant <id>');
       }
-      console.log(lines.join('\n') + '\n');
+      ctx.stdout.write(lines.join('\n') + '\n\n');
       const stop = async () => {
         await server.close();
         process.exit(0);

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { DataDirInUseError, readLock } from '../src/store/datadir-lock.js';
 import { startServer } from '../src/server.js';
+import { freshDatabaseUrl, TEST_DATABASE_URL } from './helpers/db.js';
 
 const dirs: string[] = [];
 const tempDir = () => {
@@ -74,5 +75,27 @@ describe('embedded server', () => {
       await new Promise((r) => child.on('exit', r));
     }
     expect(readLock(dir)).toBeUndefined();
+  });
+
+  it.runIf(TEST_DATABASE_URL)('runs the same on PostgreSQL: two servers starting together create one first tenant', async () => {
+    const { url, drop } = await freshDatabaseUrl();
+    try {
+      const config = loadConfig({ PORT: '0', DATABASE_URL: url });
+      const servers = await Promise.all([startServer(config, { logger: quiet }), startServer(config, { logger: quiet })]);
+      try {
+        expect(servers.filter((s) => s.firstTenant)).toHaveLength(1);
+        for (const s of servers) {
+          const health = await fetch(`${s.url}/health`);
+          expect(await health.json()).toEqual({ status: 'ok', database: 'postgres' });
+        }
+        const key = servers.find((s) => s.firstTenant)!.firstTenant!.apiKey;
+        // Either process answers for the tenant the other created: nothing lives in process memory.
+        for (const s of servers) expect((await fetch(`${s.url}/v1/tenant`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
+      } finally {
+        await Promise.all(servers.map((s) => s.close()));
+      }
+    } finally {
+      await drop();
+    }
   });
 });

@@ -8,37 +8,44 @@ import { openPostgres } from '../../src/store/postgres.js';
 
 /**
  * Integration tests run on PGlite by default and on a PostgreSQL server when
- * RAPPORT_TEST_DATABASE_URL is set (CI sets it). Each call gives a fresh, migrated database.
+ * RAPPORT_TEST_DATABASE_URL is set (CI sets it). Each call gives a fresh database.
  */
 export const TEST_DATABASE_URL = process.env.RAPPORT_TEST_DATABASE_URL;
 export const TEMPLATE_DB = 'rapport_test_template';
+
+async function onServer(sql: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await admin.connect();
+  await admin.query(sql).finally(() => admin.end());
+}
+
+/** A new database on the test server, migrated (cloned from the template) unless `empty`. */
+async function serverDatabase(empty: boolean): Promise<{ url: string; drop(): Promise<void> }> {
+  if (!TEST_DATABASE_URL) throw new Error('a server database needs RAPPORT_TEST_DATABASE_URL');
+  const name = `rapport_test_${randomBytes(6).toString('hex')}`;
+  await onServer(`create database ${name}${empty ? '' : ` template ${TEMPLATE_DB}`}`);
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => onServer(`drop database if exists ${name} with (force)`) };
+}
+
+async function serverDb(empty: boolean): Promise<Db> {
+  const { url, drop } = await serverDatabase(empty);
+  const db = openPostgres({ connectionString: url, max: 8 });
+  return {
+    ...db,
+    async close() {
+      await db.close();
+      await drop();
+    },
+  };
+}
 
 let migratedPglite: Promise<PGlite> | undefined;
 
 /** A fresh migrated database: a clone of a migrated PGlite, or a server database from the template. */
 export async function freshDb(): Promise<Db> {
-  if (TEST_DATABASE_URL) {
-    const name = `rapport_test_${randomBytes(6).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await admin.connect();
-    try {
-      await admin.query(`create database ${name} template ${TEMPLATE_DB}`);
-    } finally {
-      await admin.end();
-    }
-    const url = new URL(TEST_DATABASE_URL);
-    url.pathname = `/${name}`;
-    const db = openPostgres({ connectionString: url.toString(), max: 8 });
-    return {
-      ...db,
-      async close() {
-        await db.close();
-        const c = new pg.Client({ connectionString: TEST_DATABASE_URL });
-        await c.connect();
-        await c.query(`drop database if exists ${name} with (force)`).finally(() => c.end());
-      },
-    };
-  }
+  if (TEST_DATABASE_URL) return serverDb(false);
   migratedPglite ??= (async () => {
     const base = await PGlite.create();
     await migrate(pgliteDb(base));
@@ -49,24 +56,7 @@ export async function freshDb(): Promise<Db> {
 
 /** A fresh database with no migrations applied (for migration tests). */
 export async function emptyDb(): Promise<Db> {
-  if (TEST_DATABASE_URL) {
-    const name = `rapport_test_${randomBytes(6).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await admin.connect();
-    await admin.query(`create database ${name}`).finally(() => admin.end());
-    const url = new URL(TEST_DATABASE_URL);
-    url.pathname = `/${name}`;
-    const db = openPostgres({ connectionString: url.toString(), max: 8 });
-    return {
-      ...db,
-      async close() {
-        await db.close();
-        const c = new pg.Client({ connectionString: TEST_DATABASE_URL });
-        await c.connect();
-        await c.query(`drop database if exists ${name} with (force)`).finally(() => c.end());
-      },
-    };
-  }
+  if (TEST_DATABASE_URL) return serverDb(true);
   return pgliteDb(await PGlite.create());
 }
 
@@ -74,20 +64,6 @@ export async function emptyDb(): Promise<Db> {
  * On PostgreSQL (RAPPORT_TEST_DATABASE_URL set), the URL of a fresh migrated database, for code
  * that opens its own connections (the CLI with DATABASE_URL); drop() removes it.
  */
-export async function freshDatabaseUrl(): Promise<{ url: string; drop(): Promise<void> }> {
-  if (!TEST_DATABASE_URL) throw new Error('freshDatabaseUrl needs RAPPORT_TEST_DATABASE_URL');
-  const name = `rapport_test_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
-  await admin.connect();
-  await admin.query(`create database ${name} template ${TEMPLATE_DB}`).finally(() => admin.end());
-  const url = new URL(TEST_DATABASE_URL);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const c = new pg.Client({ connectionString: TEST_DATABASE_URL });
-      await c.connect();
-      await c.query(`drop database if exists ${name} with (force)`).finally(() => c.end());
-    },
-  };
+export function freshDatabaseUrl(): Promise<{ url: string; drop(): Promise<void> }> {
+  return serverDatabase(false);
 }

@@ -38,19 +38,8 @@ export interface ConsentStateRow {
 const RECORD_COLUMNS = 'id, contact_id, channel, topic, status, type, source, wording, ip, proof, recorded_at, created_at';
 const FOREIGN_KEY_VIOLATION = '23503';
 
-interface Prepared {
-  id: string;
-  contact_id: string;
-  channel: ConsentChannel;
-  topic: string;
-  status: 'granted' | 'revoked';
-  type: ConsentType | null;
-  source: string;
-  wording: string | null;
-  ip: string | null;
-  proof: Record<string, unknown> | null;
-  recorded_at: Date;
-}
+/** A record ready to insert: the stored row before the database adds created_at. */
+type Prepared = Omit<ConsentRecordRow, 'created_at'>;
 
 function prepare(input: ConsentInput, contactId: string, now: Date): Prepared {
   return {

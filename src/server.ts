@@ -3,12 +3,11 @@ import { pino, type Logger } from 'pino';
 import { buildApp, type App } from './api/app.js';
 import type { Config } from './config.js';
 import { systemClock, type Clock } from './engine/clock.js';
-import { createApiKey } from './store/apikeys.js';
 import type { Db } from './store/db.js';
 import { lockDataDir, type DataDirLock } from './store/datadir-lock.js';
 import { migrate } from './store/migrate.js';
 import { openDb } from './store/open.js';
-import { createTenant } from './store/tenants.js';
+import { createTenantWithKey } from './store/tenants.js';
 
 export interface RunningServer {
   app: App;
@@ -45,9 +44,8 @@ export async function ensureFirstTenant(db: Db): Promise<RunningServer['firstTen
     await tx.query('select pg_advisory_xact_lock(727701002)');
     const { rows } = await tx.query('select 1 from tenants limit 1');
     if (rows.length) return undefined;
-    const tenant = await createTenant(tx, { name: 'My business' });
-    const key = await createApiKey(tx, tenant.id, 'first key', 'system');
-    return { id: tenant.id, name: tenant.name, apiKey: key.secret };
+    const { tenant, apiKey } = await createTenantWithKey(tx, { name: 'My business' }, 'system', 'first key');
+    return { id: tenant.id, name: tenant.name, apiKey };
   });
 }
 

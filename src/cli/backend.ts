@@ -8,7 +8,7 @@ import { createApiKey, listApiKeys, revokeApiKey, type ApiKeyRow } from '../stor
 import { upsertContacts } from '../store/contacts.js';
 import { readLock } from '../store/datadir-lock.js';
 import type { Db } from '../store/db.js';
-import { createTenant, getTenant, listTenants } from '../store/tenants.js';
+import { createTenantWithKey, getTenant, listTenants } from '../store/tenants.js';
 import { httpBackend } from './backend-http.js';
 import { CliError } from './context.js';
 
@@ -72,11 +72,8 @@ export function localBackend(db: Db, where: string, release: () => void = () => 
   return {
     where,
     async createTenant(input) {
-      return db.transaction(async (tx) => {
-        const tenant = await createTenant(tx, input, ACTOR);
-        const key = await createApiKey(tx, tenant.id, 'default', ACTOR);
-        return { tenant: tenantSummary(tenant), apiKey: key.secret };
-      });
+      const { tenant, apiKey } = await db.transaction((tx) => createTenantWithKey(tx, input, ACTOR));
+      return { tenant: tenantSummary(tenant), apiKey };
     },
     async listTenants() {
       return (await listTenants(db)).map(tenantSummary);

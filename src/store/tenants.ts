@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { NotFoundError } from '../core/errors.js';
 import { DEFAULT_QUIET_HOURS, DEFAULT_SEND_WINDOW, type BrandVoice, type FrequencyCap, type QuietHours, type SendWindow, type Tenant, type TenantSettings } from '../core/tenant.js';
 import { writeAudit } from './audit.js';
+import { createApiKey } from './apikeys.js';
 import type { Queryable } from './db.js';
 
 export interface TenantPatch {
@@ -62,4 +63,19 @@ export async function updateTenant(db: Queryable, id: string, patch: TenantPatch
   if (!rows[0]) throw new NotFoundError('tenant');
   await writeAudit(db, { tenantId: id, actor, action: 'tenant.updated', entityType: 'tenant', entityId: id, data: { fields: Object.keys(patch) } });
   return rows[0];
+}
+
+/**
+ * Creates a tenant and its first API key. Run it inside a transaction (db.transaction) so a
+ * tenant never exists without a key; the key's secret is returned here only.
+ */
+export async function createTenantWithKey(
+  tx: Queryable,
+  input: TenantPatch & { name: string },
+  actor: string,
+  keyName = 'default',
+): Promise<{ tenant: Tenant; apiKey: string }> {
+  const tenant = await createTenant(tx, input, actor);
+  const key = await createApiKey(tx, tenant.id, keyName, actor);
+  return { tenant, apiKey: key.secret };
 }

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { createApiKey } from '../../store/apikeys.js';
-import { createTenant, listTenants } from '../../store/tenants.js';
+import { createTenantWithKey, listTenants } from '../../store/tenants.js';
 import { isAdmin } from '../auth.js';
 import type { RouteDeps } from '../app.js';
 import { errors } from '../schemas/common.js';
@@ -31,12 +30,8 @@ export const adminRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, dep
     },
     async (req, reply) => {
       checkTimeZone(req.body.time_zone);
-      const result = await db.transaction(async (tx) => {
-        const tenant = await createTenant(tx, req.body, 'admin');
-        const key = await createApiKey(tx, tenant.id, 'default', 'admin');
-        return { tenant, api_key: key.secret };
-      });
-      return reply.status(201).send(result);
+      const { tenant, apiKey } = await db.transaction((tx) => createTenantWithKey(tx, req.body, 'admin'));
+      return reply.status(201).send({ tenant, api_key: apiKey });
     },
   );
 

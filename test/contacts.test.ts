@@ -49,6 +49,22 @@ describe('contacts', () => {
     expect(b.body.contact).toMatchObject({ id: a.body.contact.id, external_id: 'u-1', attributes: { plan: 'gold', city: 'Austin' }, tags: ['a', 'b'] });
   });
 
+  it('writes nothing when an upsert changes nothing, and writes when one field changes', async () => {
+    const row = { external_id: 'same-1', name: 'Sam', email: 'sam@example.com', attributes: { plan: 'gold' }, tags: ['a'] };
+    const first = await api.call(t, 'POST', '/v1/contacts/bulk', { contacts: [row] });
+    const id = first.body.results[0].id;
+    const version = async () =>
+      (await api.db.query<{ xmin: string; updated_at: Date }>('select xmin::text as xmin, updated_at from contacts where id = $1', [id])).rows[0]!;
+    const before = await version();
+    api.clock.advance(60_000);
+    await api.call(t, 'POST', '/v1/contacts/bulk', { contacts: [row, { external_id: 'same-1', tags: ['a'] }] });
+    expect(await version()).toEqual(before);
+    await api.call(t, 'POST', '/v1/contacts/bulk', { contacts: [{ ...row, attributes: { plan: 'platinum' } }] });
+    const after = await version();
+    expect(after.xmin).not.toBe(before.xmin);
+    expect(after.updated_at.getTime()).toBe(before.updated_at.getTime() + 60_000);
+  });
+
   it('bulk upserts, merging rows that name the same person and rejecting stolen identifiers', async () => {
     const res = await api.call(t, 'POST', '/v1/contacts/bulk', {
       contacts: [

@@ -9,6 +9,10 @@ export interface Config {
   adminToken?: string;
   logLevel: string;
   publicUrl?: string;
+  /** Workers `rapport start` runs inside the server (0 leaves all work to `rapport worker` processes). */
+  workers: number;
+  /** Longest a worker sleeps between looks for due work when no notification arrives. */
+  pollMs: number;
 }
 
 export const DEFAULT_DATA_DIR = '.rapport/data';
@@ -28,5 +32,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminToken: env.RAPPORT_ADMIN_TOKEN || undefined,
     logLevel: env.LOG_LEVEL ?? 'info',
     publicUrl: env.RAPPORT_PUBLIC_URL || undefined,
+    workers: intSetting(env, 'RAPPORT_WORKERS', 1, 0, 64),
+    pollMs: intSetting(env, 'RAPPORT_POLL_MS', 1000, 10, 60_000),
   };
+}
+
+function intSetting(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  return n;
 }

@@ -3,6 +3,8 @@ import { pino, type Logger } from 'pino';
 import { buildApp, type App } from './api/app.js';
 import type { Config } from './config.js';
 import { systemClock, type Clock } from './engine/clock.js';
+import { sandboxRegistry, type ProviderRegistry } from './engine/providers.js';
+import { Worker } from './engine/worker.js';
 import type { Db } from './store/db.js';
 import { lockDataDir, type DataDirLock } from './store/datadir-lock.js';
 import { migrate } from './store/migrate.js';
@@ -12,6 +14,7 @@ import { createTenantWithKey } from './store/tenants.js';
 export interface RunningServer {
   app: App;
   db: Db;
+  workers: Worker[];
   url: string;
   /** Set when this start created the first tenant: the only time its key is shown. */
   firstTenant?: { id: string; name: string; apiKey: string };
@@ -49,29 +52,40 @@ export async function ensureFirstTenant(db: Db): Promise<RunningServer['firstTen
   });
 }
 
-export async function startServer(config: Config, opts: { clock?: Clock; logger?: Logger } = {}): Promise<RunningServer> {
+export async function startServer(config: Config, opts: { clock?: Clock; logger?: Logger; providers?: ProviderRegistry } = {}): Promise<RunningServer> {
   const logger = opts.logger ?? pino({ level: config.logLevel });
   const { db, lock, localAdminToken } = await openStore(config, logger);
+  const clock = opts.clock ?? systemClock;
+  const workers: Worker[] = [];
   try {
     const firstTenant = await ensureFirstTenant(db);
-    const app = await buildApp({ db, clock: opts.clock ?? systemClock, logger, adminToken: localAdminToken ?? config.adminToken, publicUrl: config.publicUrl });
+    const app = await buildApp({ db, clock, logger, adminToken: localAdminToken ?? config.adminToken, publicUrl: config.publicUrl });
     await app.listen({ port: config.port, host: config.host });
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : config.port;
     const url = `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}`;
     lock?.update({ url });
+    const providers = opts.providers ?? sandboxRegistry();
+    for (let i = 0; i < config.workers; i++) {
+      const w = new Worker({ db, clock, providers, logger, pollMs: config.pollMs });
+      await w.start();
+      workers.push(w);
+    }
     return {
       app,
       db,
       url,
+      workers,
       firstTenant,
       async close() {
         await app.close();
+        await Promise.all(workers.map((w) => w.stop()));
         await db.close();
         lock?.release();
       },
     };
   } catch (err) {
+    await Promise.all(workers.map((w) => w.stop()));
     await db.close();
     lock?.release();
     throw err;

@@ -4,6 +4,7 @@ import { registerContacts } from './commands/contacts.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerStart } from './commands/start.js';
 import { registerTenant } from './commands/tenant.js';
+import { registerWorker } from './commands/worker.js';
 import { processContext, type CliContext } from './context.js';
 
 /**
@@ -22,6 +23,7 @@ export async function main(argv: string[], ctx: CliContext = processContext()): 
   registerTenant(program, ctx);
   registerApiKey(program, ctx);
   registerContacts(program, ctx);
+  registerWorker(program, ctx);
 
   let code = 0;
   try {

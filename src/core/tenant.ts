@@ -48,6 +48,15 @@ export type BrandVoice = Static<typeof BrandVoice>;
 export const TenantSettings = Type.Object(
   {
     default_country: Type.Optional(Type.String({ pattern: '^[A-Z]{2}$', description: 'ISO country assumed for phone numbers without a + prefix' })),
+    opt_out_action: Type.Optional(
+      Type.Union([Type.Literal('exit'), Type.Literal('skip')], {
+        description: 'when a contact opts out of a channel: "exit" (default) ends their enrollments in journeys that send on it; "skip" lets them go on with sends on that channel skipped',
+      }),
+    ),
+    spread_minutes: Type.Optional(Type.Integer({ minimum: 0, maximum: 240, description: 'sends held for quiet hours or a send window go out spread over this many minutes (default 10)' })),
+    frequency_cap_action: Type.Optional(
+      Type.Union([Type.Literal('defer'), Type.Literal('block')], { description: 'a send over a frequency cap waits until the cap allows it ("defer", default) or is skipped ("block")' }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -4,6 +4,7 @@ import { InputError, NotFoundError, type FieldProblem } from '../core/errors.js'
 import { writeAuditBatch } from './audit.js';
 import { pgErrorCode, type Db, type Queryable, type Tx } from './db.js';
 import { newId } from './ids.js';
+import { applyOptOuts } from '../engine/opt-out.js';
 
 /**
  * The consent ledger. consent_records is append-only; consent_state holds the record that
@@ -82,6 +83,21 @@ async function append(tx: Tx, tenantId: string, records: Prepared[], actor: stri
         or (excluded.recorded_at = s.recorded_at and (excluded.status = 'revoked' or s.status = 'granted'))`,
     [tenantId, JSON.stringify(latest.map(({ id, contact_id, channel, topic, status, type, recorded_at }) => ({ id, contact_id, channel, topic, status, type, recorded_at })))],
   );
+  // A revocation that took effect (it is now the state of its key) acts at once on the outbox and journeys.
+  const revoked = records.filter((r) => r.status === 'revoked');
+  if (revoked.length) {
+    const { rows: effective } = await tx.query<{ record_id: string }>(
+      'select record_id from consent_state where tenant_id = $1 and contact_id = any($2::uuid[]) and record_id = any($3::uuid[])',
+      [tenantId, [...new Set(revoked.map((r) => r.contact_id))], revoked.map((r) => r.id)],
+    );
+    const took = new Set(effective.map((r) => r.record_id));
+    await applyOptOuts(
+      tx,
+      tenantId,
+      revoked.filter((r) => took.has(r.id)).map((r) => ({ contact_id: r.contact_id, channel: r.channel, topic: r.topic })),
+      now,
+    );
+  }
   // Personal details (wording, ip, proof) stay in the ledger, which erasure removes; the audit trail outlives it.
   await writeAuditBatch(
     tx,

@@ -20,6 +20,11 @@ export interface Db extends Tx {
   readonly kind: 'pglite' | 'postgres';
   /** Runs fn in one transaction; it commits when fn resolves and rolls back when it throws. */
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /**
+   * Calls onNotify for every NOTIFY on channel (after the notifying transaction commits) until
+   * the returned function is called. On a server this holds one connection of its own.
+   */
+  listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 

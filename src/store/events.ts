@@ -5,6 +5,7 @@ import { decodeCursor, encodeCursor } from './contact-search.js';
 import { normalizeBatch, upsertContacts } from './contacts.js';
 import type { Db, Queryable } from './db.js';
 import { newId } from './ids.js';
+import { onEventsRecorded } from '../engine/triggers.js';
 
 export interface EventRow {
   id: string;
@@ -74,30 +75,36 @@ export async function ingestEvents(db: Db, tenantId: string, inputs: EventInput[
     rowOf.set(i, row);
   });
 
-  const written = new Set<string>();
-  if (rows.length) {
-    const { rows: ids } = await db.query<{ id: string }>(
-      `insert into events (id, tenant_id, contact_id, name, source_event_id, properties, occurred_at, received_at)
-       select x.id, $1, x.contact_id, x.name, x.source_event_id, x.properties, x.occurred_at, $3
-         from jsonb_to_recordset($2::jsonb) as x(id uuid, contact_id uuid, name text, source_event_id text, properties jsonb, occurred_at timestamptz)
-       on conflict (tenant_id, source_event_id) where source_event_id is not null do nothing
-       returning id`,
-      [tenantId, JSON.stringify(rows.map(({ received_at: _, ...r }) => r)), now],
-    );
-    for (const r of ids) written.add(r.id);
-  }
+  // Recording the events and what they set off in journeys is one transaction: an accepted
+  // event has enrolled, woken or ended whatever it should.
+  const { written, idForSource } = await db.transaction(async (tx) => {
+    const written = new Set<string>();
+    if (rows.length) {
+      const { rows: ids } = await tx.query<{ id: string }>(
+        `insert into events (id, tenant_id, contact_id, name, source_event_id, properties, occurred_at, received_at)
+         select x.id, $1, x.contact_id, x.name, x.source_event_id, x.properties, x.occurred_at, $3
+           from jsonb_to_recordset($2::jsonb) as x(id uuid, contact_id uuid, name text, source_event_id text, properties jsonb, occurred_at timestamptz)
+         on conflict (tenant_id, source_event_id) where source_event_id is not null do nothing
+         returning id`,
+        [tenantId, JSON.stringify(rows.map(({ received_at: _, ...r }) => r)), now],
+      );
+      for (const r of ids) written.add(r.id);
+    }
 
-  // The id a repeated sender id stands for: the row written now, or the one stored before.
-  const idForSource = new Map<string, string>();
-  for (const r of rows) if (r.source_event_id !== null && written.has(r.id)) idForSource.set(r.source_event_id, r.id);
-  const unresolved = [...firstWithSource.keys()].filter((s) => !idForSource.has(s));
-  if (unresolved.length) {
-    const { rows: stored } = await db.query<{ id: string; source_event_id: string }>(
-      'select id, source_event_id from events where tenant_id = $1 and source_event_id = any($2::text[])',
-      [tenantId, unresolved],
-    );
-    for (const r of stored) idForSource.set(r.source_event_id, r.id);
-  }
+    // The id a repeated sender id stands for: the row written now, or the one stored before.
+    const idForSource = new Map<string, string>();
+    for (const r of rows) if (r.source_event_id !== null && written.has(r.id)) idForSource.set(r.source_event_id, r.id);
+    const unresolved = [...firstWithSource.keys()].filter((s) => !idForSource.has(s));
+    if (unresolved.length) {
+      const { rows: stored } = await tx.query<{ id: string; source_event_id: string }>(
+        'select id, source_event_id from events where tenant_id = $1 and source_event_id = any($2::text[])',
+        [tenantId, unresolved],
+      );
+      for (const r of stored) idForSource.set(r.source_event_id, r.id);
+    }
+    if (written.size) await onEventsRecorded(tx, tenantId, rows.filter((r) => written.has(r.id)), now);
+    return { written, idForSource };
+  });
 
   const results: EventOutcome[] = inputs.map((e, index) => {
     const contact = contactOf[index];

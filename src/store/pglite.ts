@@ -33,6 +33,12 @@ export function pgliteDb(pg: PGliteInterface): Db {
     async exec(sql) {
       await pg.exec(sql);
     },
+    async listen(channel, onNotify) {
+      const stop = await pg.listen(channel, () => onNotify());
+      return async () => {
+        if (!pg.closed) await stop();
+      };
+    },
     close: () => pg.close(),
   };
 }

@@ -1,0 +1,686 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { isValidTimeZone } from '../contact.js';
+import { templateProblems } from '../template.js';
+import { durationMs } from '../time.js';
+import { collectNeeds, type ConditionNeeds } from './conditions.js';
+import {
+  AttributeCondition,
+  ConsentCondition,
+  DURATION_PATTERN,
+  EngagementCondition,
+  EventHistoryCondition,
+  FieldCondition,
+  JourneyDefinition as JourneySchema,
+  NODE_SCHEMAS,
+  NODE_TYPES,
+  PropertyCondition,
+  ReplyCondition,
+  TagCondition,
+  VariableCondition,
+  type Condition,
+  type EventMatch,
+  type JourneyDefinition,
+  type JourneyNode,
+  type NodeType,
+  type SendChannel,
+  type SendNode,
+} from './definition.js';
+
+/**
+ * Journey checks in two stages. checkDefinition() runs when a draft is saved: the definition
+ * must be well-formed (schema, one mode per wait or action, targets that exist, sane
+ * comparisons) though the graph may be unfinished. checkPublishable() adds what a version
+ * that enrolls contacts needs: a reachable, terminating graph, templates that parse, content
+ * each channel can send. Every problem names the field by path and, inside a node, the node id.
+ */
+
+export interface JourneyProblem {
+  field: string;
+  /** The id of the node the problem is in, when it is in one. */
+  node?: string;
+  message: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schemas, compiled once
+
+const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
+
+/**
+ * Conditions are checked by walkCondition(), which picks the one leaf schema that applies; left
+ * to the schema, a bad condition reports every branch of the union. So `#/$defs/Condition`
+ * accepts anything here.
+ */
+const ANY_CONDITION = {};
+const withConditions = (schema: object) => ({ ...schema, $defs: { Condition: ANY_CONDITION } });
+
+// A variant of the published schema, so it must not claim its $id.
+const { $id: _id, ...journeyWithoutId } = JourneySchema as unknown as Record<string, unknown> & { properties: Record<string, unknown> };
+const NODES = journeyWithoutId.properties.nodes as { minItems: number; maxItems: number };
+// Nodes are checked one by one against the schema of their type, for the same reason as conditions.
+const validateJourney = ajv.compile(
+  withConditions({ ...journeyWithoutId, properties: { ...journeyWithoutId.properties, nodes: { type: 'array', minItems: NODES.minItems, maxItems: NODES.maxItems } } }),
+);
+const validateNode = Object.fromEntries(NODE_TYPES.map((t) => [t, ajv.compile(withConditions(NODE_SCHEMAS[t]))])) as Record<NodeType, ValidateFunction>;
+
+const CONDITION_KEYS = ['all', 'any', 'not', 'attribute', 'field', 'property', 'variable', 'tag', 'consent', 'event', 'reply_to', 'engaged'] as const;
+type LeafKey = Exclude<(typeof CONDITION_KEYS)[number], 'all' | 'any' | 'not'>;
+const LEAF_SCHEMAS: Record<LeafKey, object> = {
+  attribute: AttributeCondition,
+  field: FieldCondition,
+  property: PropertyCondition,
+  variable: VariableCondition,
+  tag: TagCondition,
+  consent: ConsentCondition,
+  event: EventHistoryCondition,
+  reply_to: ReplyCondition,
+  engaged: EngagementCondition,
+};
+const validateLeaf = Object.fromEntries(Object.entries(LEAF_SCHEMAS).map(([k, s]) => [k, ajv.compile(s)])) as Record<LeafKey, ValidateFunction>;
+
+const MAX_CONDITION_DEPTH = 32;
+
+// ---------------------------------------------------------------------------------------------
+// Paths and messages
+
+type Json = Record<string, unknown>;
+const problem = (field: string, node: string | undefined, message: string): JourneyProblem => (node === undefined ? { field, message } : { field, node, message });
+const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
+const quote = (s: unknown) => JSON.stringify(s);
+
+/** `nodes` + 2 → `nodes[2]`, `nodes[2]` + `content` → `nodes[2].content`. */
+function child(path: string, key: string | number): string {
+  if (typeof key === 'number') return `${path}[${key}]`;
+  if (/^[A-Za-z_$][A-Za-z0-9_$-]*$/.test(key)) return path ? `${path}.${key}` : key;
+  return `${path}[${quote(key)}]`;
+}
+
+/** An ajv instancePath under `base`, walking the data so that list indexes and object keys that look like numbers are told apart. */
+function fieldOf(base: string, data: unknown, instancePath: string): string {
+  let path = base;
+  let cur = data;
+  if (instancePath === '') return path;
+  for (const raw of instancePath.slice(1).split('/')) {
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (Array.isArray(cur)) {
+      path = child(path, Number(seg));
+      cur = cur[Number(seg)];
+    } else {
+      path = child(path, seg);
+      cur = isObject(cur) ? cur[seg] : undefined;
+    }
+  }
+  return path;
+}
+
+const PATTERNS: Record<string, string> = {
+  [DURATION_PATTERN]: 'a duration such as "30s", "15m", "2h", "3d", "1w" or "1d12h"',
+  '^[+-]?([0-9]{1,6}[smhdw])+$': 'an offset such as "-3d" or "+12h"',
+  '^([01][0-9]|2[0-3]):[0-5][0-9]$': 'a local time HH:MM (24-hour)',
+  '^[A-Za-z][A-Za-z0-9_-]{0,63}$': 'a node id (a letter, then up to 63 letters, digits, _ or -)',
+  '^[A-Za-z_][A-Za-z0-9_]{0,63}$': 'a variable name (a letter or _, then letters, digits or _)',
+};
+
+const TYPE_NAMES: Record<string, string> = { string: 'a string', number: 'a number', integer: 'an integer', boolean: 'a boolean', object: 'an object', array: 'a list', null: 'null' };
+
+/** What a schema accepts, in words: `"sms"`, `a duration such as ...`, `a list`. */
+function describe(schema: unknown): string[] {
+  if (!isObject(schema)) return ['a value'];
+  if (schema.const !== undefined) return [quote(schema.const)];
+  if (Array.isArray(schema.anyOf)) return schema.anyOf.flatMap(describe);
+  if (typeof schema.pattern === 'string') return [PATTERNS[schema.pattern] ?? `a string matching ${schema.pattern}`];
+  if (typeof schema.type === 'string') return [TYPE_NAMES[schema.type] ?? schema.type];
+  return ['a value'];
+}
+
+function oneOf(words: string[]): string {
+  const distinct = [...new Set(words)];
+  if (distinct.every((w) => w.startsWith('"'))) return `one of ${distinct.join(', ')}`;
+  return distinct.length === 1 ? distinct[0]! : `${distinct.slice(0, -1).join(', ')} or ${distinct.at(-1)}`;
+}
+
+function message(e: ErrorObject): { suffix?: string; message: string } {
+  switch (e.keyword) {
+    case 'required':
+      return { suffix: String(e.params.missingProperty), message: 'is required' };
+    case 'additionalProperties': {
+      const known = isObject(e.parentSchema?.properties) ? Object.keys(e.parentSchema.properties) : [];
+      return { suffix: String(e.params.additionalProperty), message: `is not a known field${known.length ? `; expected ${known.join(', ')}` : ''}` };
+    }
+    case 'anyOf':
+      return { message: `must be ${oneOf(describe({ anyOf: e.schema }))}` };
+    case 'pattern':
+      return { message: `must be ${describe(e.parentSchema)[0]}` };
+    case 'type':
+      return { message: `must be ${oneOf((Array.isArray(e.params.type) ? e.params.type : [e.params.type]).map((t: string) => TYPE_NAMES[t] ?? t))}` };
+    case 'minItems':
+      return { message: `must have at least ${e.params.limit} item${e.params.limit === 1 ? '' : 's'}` };
+    case 'maxItems':
+      return { message: `must have at most ${e.params.limit} items` };
+    case 'minLength':
+      return { message: e.params.limit === 1 ? 'must not be empty' : `must be at least ${e.params.limit} characters long` };
+    case 'maxLength':
+      return { message: `must be at most ${e.params.limit} characters long` };
+    case 'minimum':
+    case 'maximum':
+      return { message: `must be at ${e.keyword === 'minimum' ? 'least' : 'most'} ${e.params.limit}` };
+    case 'exclusiveMinimum':
+      return { message: `must be more than ${e.params.limit}` };
+    case 'uniqueItems':
+      return { message: `must not repeat an item (items ${Math.min(e.params.i, e.params.j)} and ${Math.max(e.params.i, e.params.j)} are the same)` };
+    default:
+      return { message: e.message ?? 'is not valid' };
+  }
+}
+
+/** ajv errors as problems, the branches of a failed anyOf folded into one line that says what was expected. */
+function schemaProblems(errors: readonly ErrorObject[] | null | undefined, base: string, data: unknown, node: string | undefined): JourneyProblem[] {
+  if (!errors) return [];
+  const unions = errors.filter((e) => e.keyword === 'anyOf').map((e) => `${e.schemaPath}/`);
+  const out: JourneyProblem[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    if (unions.some((u) => e.schemaPath.startsWith(u))) continue;
+    const m = message(e);
+    let field = fieldOf(base, data, e.instancePath);
+    if (m.suffix !== undefined) field = child(field, m.suffix);
+    const key = `${field}\u0000${m.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(problem(field, node, m.message));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Draft checks
+
+/** Structural validation for saving a draft; `definition` is the input, typed, whatever the problems. */
+export function checkDefinition(input: unknown): { definition: JourneyDefinition; problems: JourneyProblem[] } {
+  const definition = input as JourneyDefinition;
+  if (!isObject(input)) return { definition, problems: [{ field: '', message: 'must be an object (a journey definition)' }] };
+  const problems: JourneyProblem[] = [];
+  const push: Push = (field, node, msg) => problems.push(problem(field, node, msg));
+
+  if (!validateJourney(input)) problems.push(...schemaProblems(validateJourney.errors, '', input, undefined));
+
+  const entry = input.entry;
+  if (isObject(entry)) {
+    if (entry.event === undefined && entry.api !== true && entry.campaign !== true) push('entry', undefined, 'needs at least one of event, api or campaign: nothing could enrol a contact');
+    if (entry.where !== undefined) walkCondition(entry.where, 'entry.where', undefined, problems, 0);
+  }
+  for (const key of ['goals', 'exit_on'] as const) {
+    const list = input[key];
+    if (Array.isArray(list)) list.forEach((m, i) => isObject(m) && m.where !== undefined && walkCondition(m.where, `${key}[${i}].where`, undefined, problems, 0));
+  }
+  const reentry = input.reentry;
+  if (isObject(reentry)) {
+    if (reentry.mode === 'cooldown' && reentry.cooldown === undefined) push('reentry.cooldown', undefined, 'is required when mode is "cooldown"');
+    if (reentry.mode !== 'cooldown' && reentry.cooldown !== undefined) push('reentry.cooldown', undefined, `is only used when mode is "cooldown" (mode is ${quote(reentry.mode)})`);
+  }
+  const window = input.send_window;
+  if (isObject(window) && typeof window.time_zone === 'string' && window.time_zone !== 'recipient' && window.time_zone !== 'tenant' && !isValidTimeZone(window.time_zone)) {
+    push('send_window.time_zone', undefined, `${quote(window.time_zone)} is not "recipient", "tenant" or an IANA time zone (e.g. "Europe/Paris")`);
+  }
+
+  // Past the limit the schema has said so; checking each of an oversized list would only cost time.
+  const nodes = Array.isArray(input.nodes) && input.nodes.length <= NODES.maxItems ? input.nodes : [];
+  const ids = new Map<string, number>();
+  nodes.forEach((n, i) => isObject(n) && typeof n.id === 'string' && !ids.has(n.id) && ids.set(n.id, i));
+
+  nodes.forEach((n, i) => {
+    const at = `nodes[${i}]`;
+    if (!isObject(n)) return push(at, undefined, 'must be an object (a node)');
+    const id = typeof n.id === 'string' ? n.id : undefined;
+    if (id !== undefined && ids.get(id) !== i) push(`${at}.id`, id, `${quote(id)} is already the id of nodes[${ids.get(id)}]`);
+    if (n.type === undefined) return push(`${at}.type`, id, `is required: one of ${NODE_TYPES.join(', ')}`);
+    if (typeof n.type !== 'string' || !(NODE_TYPES as readonly string[]).includes(n.type)) {
+      return push(`${at}.type`, id, `unknown node type ${quote(n.type)}; expected one of ${NODE_TYPES.join(', ')}`);
+    }
+    const validate = validateNode[n.type as NodeType];
+    if (!validate(n)) problems.push(...schemaProblems(validate.errors, at, n, id));
+    nodeProblems(n, at, id, push, problems);
+  });
+
+  if (input.start !== undefined && typeof input.start === 'string' && !ids.has(input.start)) push('start', undefined, `${quote(input.start)} names no node`);
+  nodes.forEach((n, i) => {
+    if (!isObject(n)) return;
+    const id = typeof n.id === 'string' ? n.id : undefined;
+    for (const [field, target] of targets(n, `nodes[${i}]`)) {
+      if (typeof target === 'string' && !ids.has(target)) push(field, id, `${quote(target)} names no node`);
+    }
+  });
+  return { definition, problems };
+}
+
+type Push = (field: string, node: string | undefined, message: string) => void;
+
+function exactlyOne(n: Json, keys: readonly string[]): string | null {
+  const present = keys.filter((k) => n[k] !== undefined);
+  if (present.length === 1) return null;
+  if (present.length === 0) return `needs one of ${keys.join(', ')}`;
+  return `has ${present.join(' and ')}; use exactly one of ${keys.join(', ')}`;
+}
+
+function nodeProblems(n: Json, at: string, id: string | undefined, push: Push, problems: JourneyProblem[]): void {
+  if (n.type === 'wait') {
+    const mode = exactlyOne(n, ['duration', 'until_time', 'until_date', 'until_event']);
+    if (mode) push(at, id, mode);
+    const ue = n.until_event;
+    if (ue === undefined) {
+      for (const k of ['on_event', 'on_reply', 'on_timeout']) if (n[k] !== undefined) push(`${at}.${k}`, id, 'is only used with until_event; use next');
+    } else if (isObject(ue)) {
+      if (ue.events === undefined && ue.reply === undefined) push(`${at}.until_event`, id, 'needs events, reply or both: otherwise it only waits for the timeout (use duration)');
+      if (n.on_event !== undefined && ue.events === undefined) push(`${at}.on_event`, id, 'is only used when until_event has events');
+      if (n.on_reply !== undefined && ue.reply === undefined) push(`${at}.on_reply`, id, 'is only used when until_event has reply');
+      if (Array.isArray(ue.events)) {
+        ue.events.forEach((m, j) => isObject(m) && m.where !== undefined && walkCondition(m.where, `${at}.until_event.events[${j}].where`, id, problems, 0));
+      }
+    }
+  } else if (n.type === 'action') {
+    const kind = exactlyOne(n, ['update', 'webhook', 'emit']);
+    if (kind) push(at, id, kind);
+  } else if (n.type === 'branch' && Array.isArray(n.branches)) {
+    n.branches.forEach((b, k) => isObject(b) && b.when !== undefined && walkCondition(b.when, `${at}.branches[${k}].when`, id, problems, 0));
+  } else if (n.type === 'split' && Array.isArray(n.variants)) {
+    // Results are reported by variant name, so two variants with one name could not be told apart.
+    const names = new Map<unknown, number>();
+    n.variants.forEach((v, k) => {
+      if (!isObject(v) || typeof v.name !== 'string') return;
+      const first = names.get(v.name);
+      if (first === undefined) names.set(v.name, k);
+      else push(`${at}.variants[${k}].name`, id, `${quote(v.name)} is already the name of variants[${first}]`);
+    });
+  }
+}
+
+/** Every node id a node refers to, with the field that holds it. */
+function targets(n: Json, at: string): [string, unknown][] {
+  const out: [string, unknown][] = [];
+  for (const k of ['next', 'on_event', 'on_reply', 'on_timeout', 'default']) if (n[k] !== undefined) out.push([`${at}.${k}`, n[k]]);
+  for (const list of ['branches', 'variants']) {
+    const items = n[list];
+    if (Array.isArray(items)) items.forEach((b, k) => isObject(b) && b.next !== undefined && out.push([`${at}.${list}[${k}].next`, b.next]));
+  }
+  return out;
+}
+
+/** Checks one condition: the leaf schema chosen by its distinguishing key, then the rules between op and value. */
+function walkCondition(cond: unknown, at: string, node: string | undefined, problems: JourneyProblem[], depth: number): void {
+  const push: Push = (field, n, msg) => problems.push(problem(field, n, msg));
+  if (!isObject(cond)) return push(at, node, 'must be a condition (an object such as {"attribute": "plan", "value": "pro"})');
+  if (depth > MAX_CONDITION_DEPTH) return push(at, node, `nests deeper than ${MAX_CONDITION_DEPTH} levels`);
+  const key = CONDITION_KEYS.find((k) => cond[k] !== undefined);
+  if (key === undefined) {
+    const keys = Object.keys(cond);
+    return push(at, node, `unknown condition${keys.length ? ` (${keys.map(quote).join(', ')})` : ''}; expected one of ${CONDITION_KEYS.join(', ')}`);
+  }
+  if (key === 'all' || key === 'any' || key === 'not') {
+    for (const k of Object.keys(cond)) if (k !== key) push(child(at, k), node, `is not allowed beside ${key}; combine conditions inside it`);
+    if (key === 'not') return walkCondition(cond.not, `${at}.not`, node, problems, depth + 1);
+    const list = cond[key];
+    if (!Array.isArray(list)) return push(`${at}.${key}`, node, 'must be a list of conditions');
+    if (list.length === 0) return push(`${at}.${key}`, node, 'must have at least one condition');
+    if (list.length > 100) push(`${at}.${key}`, node, 'must have at most 100 conditions');
+    list.forEach((c, i) => walkCondition(c, `${at}.${key}[${i}]`, node, problems, depth + 1));
+    return;
+  }
+  const validate = validateLeaf[key];
+  if (!validate(cond)) return void problems.push(...schemaProblems(validate.errors, at, cond, node));
+  if (key === 'attribute' || key === 'field' || key === 'property' || key === 'variable') {
+    comparisonProblems(cond.op as string | undefined, cond.value, at, node, push);
+  } else if (key === 'reply_to' && isObject(cond.text)) {
+    comparisonProblems(cond.text.op as string, cond.text.value, `${at}.text`, node, push);
+  } else if (key === 'event') {
+    const min = typeof cond.min_count === 'number' ? cond.min_count : 1;
+    if (typeof cond.max_count === 'number' && cond.max_count < min) {
+      push(`${at}.max_count`, node, `is less than min_count (${min}${cond.min_count === undefined ? ', the default' : ''}), so this never holds; for "did not", set min_count and max_count to 0`);
+    }
+  }
+}
+
+function comparisonProblems(op: string | undefined, value: unknown, at: string, node: string | undefined, push: Push): void {
+  const field = `${at}.value`;
+  if (op === undefined) {
+    if (Array.isArray(value)) push(field, node, 'is a list; use op "in" to match any of several values');
+    return;
+  }
+  if (op === 'exists' || op === 'not_exists') {
+    if (value !== undefined) push(field, node, `is not used with op ${quote(op)}`);
+    return;
+  }
+  if (value === undefined) return push(field, node, `is required with op ${quote(op)}`);
+  if (op === 'in' || op === 'not_in') {
+    if (!Array.isArray(value)) push(field, node, `must be a list with op ${quote(op)}`);
+    return;
+  }
+  if (Array.isArray(value)) return push(field, node, `must be a single value with op ${quote(op)} (use "in" for a list)`);
+  if (op === 'matches') {
+    if (typeof value !== 'string') return push(field, node, 'must be a regular expression (a string) with op "matches"');
+    try {
+      new RegExp(value, 'i');
+    } catch (e) {
+      push(field, node, `is not a valid regular expression: ${(e as Error).message}`);
+    }
+  } else if (op === 'gt' || op === 'gte' || op === 'lt' || op === 'lte') {
+    if (typeof value !== 'number' && typeof value !== 'string') push(field, node, `must be a number, a date or a string with op ${quote(op)}`);
+  } else if (op === 'contains' || op === 'starts_with') {
+    if (typeof value !== 'number' && typeof value !== 'string') push(field, node, `must be a string or a number with op ${quote(op)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publish checks
+
+export interface PublishContext {
+  templateExists(name: string): boolean;
+}
+
+const ATTRIBUTE_PATH = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+
+/** Graph and content rules a version must meet before it enrolls anyone. `def` has passed checkDefinition. */
+export function checkPublishable(def: JourneyDefinition, ctx: PublishContext): JourneyProblem[] {
+  const problems: JourneyProblem[] = [];
+  const push: Push = (field, node, msg) => problems.push(problem(field, node, msg));
+  const index = new Map<string, number>();
+  def.nodes.forEach((n, i) => index.set(n.id, i));
+  const start = def.start ?? def.nodes[0]?.id;
+  const graph = edges(def.nodes, index);
+
+  const reachable = new Set<number>();
+  if (start !== undefined && index.has(start)) {
+    const queue = [index.get(start)!];
+    reachable.add(queue[0]!);
+    for (let q = 0; q < queue.length; q++) {
+      for (const e of graph[queue[q]!]!.out) {
+        if (!reachable.has(e.to)) {
+          reachable.add(e.to);
+          queue.push(e.to);
+        }
+      }
+    }
+  }
+  def.nodes.forEach((n, i) => {
+    if (!reachable.has(i)) push(`nodes[${i}]`, n.id, `is not reachable from the start node ${quote(start)}`);
+  });
+
+  // A loop must pass through a wait that takes time, or one step could run forever.
+  const breaks = def.nodes.map((n) => n.type === 'wait' && !isZeroWait(n));
+  const instant = scc(def.nodes.length, (i) => (reachable.has(i) && !breaks[i] ? graph[i]!.out.filter((e) => reachable.has(e.to) && !breaks[e.to]) : []));
+  for (const comp of instant) {
+    const first = Math.min(...comp);
+    const loop = cycleThrough(first, new Set(comp), graph);
+    if (!loop) continue;
+    push(loop.field, def.nodes[first]!.id, `loops back without a wait: ${loop.path.map((i) => def.nodes[i]!.id).join(' → ')}; put a wait of some duration in the loop`);
+  }
+
+  // An enrollment that cannot end keeps a timer forever: from each reachable node, some path must reach an end.
+  const ends = new Set<number>();
+  const into: number[][] = def.nodes.map(() => []);
+  graph.forEach((g, i) => g.out.forEach((e) => into[e.to]!.push(i)));
+  const queue = graph.flatMap((g, i) => (g.canEnd ? [i] : []));
+  for (const i of queue) ends.add(i);
+  for (let q = 0; q < queue.length; q++) {
+    for (const j of into[queue[q]!]!) {
+      if (!ends.has(j)) {
+        ends.add(j);
+        queue.push(j);
+      }
+    }
+  }
+  const trapped = (i: number) => reachable.has(i) && !ends.has(i);
+  for (const comp of scc(def.nodes.length, (i) => (trapped(i) ? graph[i]!.out.filter((e) => trapped(e.to)) : []))) {
+    const members = new Set(comp);
+    // Report only the loops nothing leads out of; the nodes leading into them are fixed with them.
+    if (comp.some((i) => graph[i]!.out.some((e) => !members.has(e.to)))) continue;
+    const first = Math.min(...comp);
+    const loop = cycleThrough(first, members, graph);
+    const path = loop ? loop.path.map((i) => def.nodes[i]!.id).join(' → ') : def.nodes[first]!.id;
+    push(`nodes[${first}]`, def.nodes[first]!.id, `never ends: ${path} has no way out; give the loop a branch, default or timeout that leads out of it`);
+  }
+
+  def.nodes.forEach((n, i) => {
+    const at = `nodes[${i}]`;
+    if (n.type === 'send') sendProblems(n, at, ctx, push);
+    else if (n.type === 'action') {
+      if (n.update?.attributes) liquidDeep(n.update.attributes, `${at}.update.attributes`, n.id, push);
+      if (n.webhook) {
+        liquid(n.webhook.url, `${at}.webhook.url`, n.id, push);
+        if (n.webhook.body !== undefined) liquidDeep(n.webhook.body, `${at}.webhook.body`, n.id, push);
+      }
+      if (n.emit?.properties) liquidDeep(n.emit.properties, `${at}.emit.properties`, n.id, push);
+    } else if (n.type === 'wait' && n.until_date && !ATTRIBUTE_PATH.test(n.until_date.attribute)) {
+      push(`${at}.until_date.attribute`, n.id, attributePathMessage(n.until_date.attribute));
+    }
+  });
+
+  forEachCondition(def, (cond, at, node) => {
+    if ('attribute' in cond && !ATTRIBUTE_PATH.test(cond.attribute)) push(`${at}.attribute`, node, attributePathMessage(cond.attribute));
+    else if ('engaged' in cond) sendTarget(cond.engaged.node, `${at}.engaged.node`, node, def.nodes, index, push);
+    else if ('reply_to' in cond && cond.reply_to !== 'any') sendTarget(cond.reply_to, `${at}.reply_to`, node, def.nodes, index, push);
+  });
+  return problems;
+}
+
+function attributePathMessage(path: string): string {
+  return `${quote(path)} is not an attribute path: names of letters, digits, _ or -, separated by dots`;
+}
+
+function sendTarget(target: string, field: string, node: string | undefined, nodes: JourneyNode[], index: Map<string, number>, push: Push): void {
+  const i = index.get(target);
+  if (i === undefined) push(field, node, `${quote(target)} names no node`);
+  else if (nodes[i]!.type !== 'send') push(field, node, `${quote(target)} is a ${nodes[i]!.type} node, not a send node`);
+}
+
+function liquid(source: string, field: string, node: string, push: Push): void {
+  const problem = templateProblems(source);
+  if (problem !== null) push(field, node, `is not a valid Liquid template: ${problem}`);
+}
+
+function liquidDeep(value: unknown, field: string, node: string, push: Push): void {
+  if (typeof value === 'string') liquid(value, field, node, push);
+  else if (Array.isArray(value)) value.forEach((v, i) => liquidDeep(v, child(field, i), node, push));
+  else if (isObject(value)) for (const [k, v] of Object.entries(value)) liquidDeep(v, child(field, k), node, push);
+}
+
+function sendProblems(n: SendNode, at: string, ctx: PublishContext, push: Push): void {
+  const c = n.content;
+  for (const k of ['subject', 'body', 'html', 'url'] as const) if (c[k] !== undefined) liquid(c[k], `${at}.content.${k}`, n.id, push);
+  c.whatsapp_template?.parameters?.forEach((p, k) => liquid(p, `${at}.content.whatsapp_template.parameters[${k}]`, n.id, push));
+  if (c.template !== undefined && !ctx.templateExists(c.template)) push(`${at}.content.template`, n.id, `${quote(c.template)} names no stored template`);
+
+  const stored = c.template !== undefined;
+  switch (n.channel) {
+    case 'sms':
+    case 'voice':
+      if (!stored && c.body === undefined) push(`${at}.content`, n.id, `a ${n.channel} send needs body or a stored template`);
+      break;
+    case 'whatsapp':
+      if (!stored && c.body === undefined && c.whatsapp_template === undefined) push(`${at}.content`, n.id, 'a whatsapp send needs body, whatsapp_template or a stored template');
+      break;
+    case 'email':
+      if (stored) break;
+      if (c.subject === undefined) push(`${at}.content.subject`, n.id, 'is required for an email send without a stored template');
+      if (c.body === undefined && c.html === undefined) push(`${at}.content`, n.id, 'an email send needs body or html, or a stored template');
+      break;
+    case 'webhook':
+      if (c.url === undefined) push(`${at}.content.url`, n.id, 'is required for a webhook send');
+      break;
+  }
+}
+
+/** A duration wait of zero lets a loop spin within one step, so it does not count as a wait. */
+function isZeroWait(n: JourneyNode): boolean {
+  return n.type === 'wait' && n.duration !== undefined && durationMs(n.duration) === 0;
+}
+
+interface Edge {
+  to: number;
+  field: string;
+}
+
+/** Each node's successors (with the field naming them) and whether the journey can end there. */
+function edges(nodes: JourneyNode[], index: Map<string, number>): { out: Edge[]; canEnd: boolean }[] {
+  return nodes.map((n, i) => {
+    const at = `nodes[${i}]`;
+    const out: Edge[] = [];
+    let canEnd = false;
+    const to = (target: string | undefined, field: string) => {
+      if (target === undefined) canEnd = true;
+      else {
+        const j = index.get(target);
+        if (j !== undefined) out.push({ to: j, field });
+      }
+    };
+    switch (n.type) {
+      case 'send':
+      case 'action':
+        to(n.next, `${at}.next`);
+        break;
+      case 'wait':
+        if (n.until_event) {
+          if (n.until_event.events) to(n.on_event ?? n.next, `${at}.${n.on_event ? 'on_event' : 'next'}`);
+          if (n.until_event.reply) to(n.on_reply ?? n.next, `${at}.${n.on_reply ? 'on_reply' : 'next'}`);
+          to(n.on_timeout ?? n.next, `${at}.${n.on_timeout ? 'on_timeout' : 'next'}`);
+        } else to(n.next, `${at}.next`);
+        break;
+      case 'branch':
+        n.branches.forEach((b, k) => to(b.next, `${at}.branches[${k}].next`));
+        to(n.default, `${at}.default`);
+        break;
+      case 'split':
+        n.variants.forEach((v, k) => to(v.next, `${at}.variants[${k}].next`));
+        break;
+      case 'exit':
+        canEnd = true;
+        break;
+    }
+    return { out, canEnd };
+  });
+}
+
+/** Strongly connected components that contain a cycle (Tarjan, iterative so a long chain cannot overflow the stack). */
+function scc(size: number, out: (i: number) => Edge[]): number[][] {
+  const order = new Array<number>(size).fill(-1);
+  const low = new Array<number>(size).fill(0);
+  const onStack = new Array<boolean>(size).fill(false);
+  const stack: number[] = [];
+  const found: number[][] = [];
+  let counter = 0;
+  for (let root = 0; root < size; root++) {
+    if (order[root] !== -1) continue;
+    const work: { v: number; edges: Edge[]; k: number }[] = [{ v: root, edges: out(root), k: 0 }];
+    order[root] = low[root] = counter++;
+    stack.push(root);
+    onStack[root] = true;
+    while (work.length) {
+      const top = work.at(-1)!;
+      if (top.k < top.edges.length) {
+        const w = top.edges[top.k++]!.to;
+        if (order[w] === -1) {
+          order[w] = low[w] = counter++;
+          stack.push(w);
+          onStack[w] = true;
+          work.push({ v: w, edges: out(w), k: 0 });
+        } else if (onStack[w]) low[top.v] = Math.min(low[top.v]!, order[w]!);
+        continue;
+      }
+      work.pop();
+      const parent = work.at(-1);
+      if (parent) low[parent.v] = Math.min(low[parent.v]!, low[top.v]!);
+      if (low[top.v] !== order[top.v]) continue;
+      const comp: number[] = [];
+      let w: number;
+      do {
+        w = stack.pop()!;
+        onStack[w] = false;
+        comp.push(w);
+      } while (w !== top.v);
+      if (comp.length > 1 || top.edges.some((e) => e.to === top.v)) found.push(comp);
+    }
+  }
+  return found;
+}
+
+/** A shortest cycle from `from` back to itself inside `members`, and the field of its first step. */
+function cycleThrough(from: number, members: Set<number>, graph: { out: Edge[] }[]): { path: number[]; field: string } | null {
+  const prev = new Map<number, Edge & { from: number }>();
+  const queue = [from];
+  for (let q = 0; q < queue.length; q++) {
+    const v = queue[q]!;
+    for (const e of graph[v]!.out) {
+      if (!members.has(e.to)) continue;
+      if (e.to === from) {
+        const path = [from];
+        for (let u = v; u !== from; u = prev.get(u)!.from) path.splice(1, 0, u);
+        path.push(from);
+        return { path, field: path.length > 2 ? prev.get(path[1]!)!.field : e.field };
+      }
+      if (!prev.has(e.to)) {
+        prev.set(e.to, { ...e, from: v });
+        queue.push(e.to);
+      }
+    }
+  }
+  return null;
+}
+
+/** Calls visit with every condition in the definition (not descending into all/any/not: `visit` sees leaves). */
+function forEachCondition(def: JourneyDefinition, visit: (leaf: Condition, at: string, node: string | undefined) => void): void {
+  const walk = (c: Condition, at: string, node: string | undefined) => {
+    if ('all' in c) c.all.forEach((x, i) => walk(x, `${at}.all[${i}]`, node));
+    else if ('any' in c) c.any.forEach((x, i) => walk(x, `${at}.any[${i}]`, node));
+    else if ('not' in c) walk(c.not, `${at}.not`, node);
+    else visit(c, at, node);
+  };
+  const matches = (list: EventMatch[] | undefined, at: string, node?: string) => list?.forEach((m, i) => m.where && walk(m.where, `${at}[${i}].where`, node));
+  if (def.entry.where) walk(def.entry.where, 'entry.where', undefined);
+  matches(def.goals, 'goals');
+  matches(def.exit_on, 'exit_on');
+  def.nodes.forEach((n, i) => {
+    if (n.type === 'branch') n.branches.forEach((b, k) => walk(b.when, `nodes[${i}].branches[${k}].when`, n.id));
+    else if (n.type === 'wait') matches(n.until_event?.events, `nodes[${i}].until_event.events`, n.id);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compiled journey
+
+/** What the engine needs of a published version, worked out once and cached with it. */
+export interface CompiledJourney {
+  def: JourneyDefinition;
+  start: string;
+  nodes: Map<string, JourneyNode>;
+  /** Distinct channels of the send nodes, in the order they first appear. */
+  channels: SendChannel[];
+  entryEvent: string | null;
+  /** Whether some wait listens for events or replies, so incoming ones must be matched against waiting enrollments. */
+  waitsForEvents: boolean;
+  /** Facts conditions read: event history (name to its widest window in ms, Infinity for "ever"), message statuses, replies. */
+  needs: ConditionNeeds;
+}
+
+export function compileJourney(def: JourneyDefinition): CompiledJourney {
+  const start = def.start ?? def.nodes[0]?.id;
+  if (start === undefined) throw new Error('a journey needs at least one node');
+  const nodes = new Map(def.nodes.map((n) => [n.id, n]));
+  if (!nodes.has(start)) throw new Error(`start node ${quote(start)} does not exist`);
+  const channels = [...new Set(def.nodes.flatMap((n) => (n.type === 'send' ? [n.channel] : [])))];
+  const needs: ConditionNeeds = { eventHistory: new Map(), engagement: false, replies: false };
+  const whole = (c: Condition) => collectNeeds(c, needs);
+  if (def.entry.where) whole(def.entry.where);
+  for (const m of [...(def.goals ?? []), ...(def.exit_on ?? [])]) if (m.where) whole(m.where);
+  for (const n of def.nodes) {
+    if (n.type === 'branch') for (const b of n.branches) whole(b.when);
+    else if (n.type === 'wait') for (const m of n.until_event?.events ?? []) if (m.where) whole(m.where);
+  }
+  return {
+    def,
+    start,
+    nodes,
+    channels,
+    entryEvent: def.entry.event ?? null,
+    waitsForEvents: def.nodes.some((n) => n.type === 'wait' && n.until_event !== undefined),
+    needs,
+  };
+}

@@ -1,0 +1,333 @@
+import type { ActionNode, SendContent, SendNode } from '../core/journey/definition.js';
+import { templateScope, type ContactFacts, type Wake } from '../core/journey/engine.js';
+import { decideSend } from '../core/policy.js';
+import { render, renderDeep, renderHtml } from '../core/template.js';
+import { durationMs } from '../core/time.js';
+import { resolveZone } from '../core/zone.js';
+import type { Db, Queryable } from '../store/db.js';
+import { notifyWork } from '../store/enrollments.js';
+import { getVersions, versionKey, type LiveVersion } from '../store/journey-versions.js';
+import { isSuppressedIn, loadConsent, loadContacts, loadSuppressed, tenantPolicies } from '../store/step-batch.js';
+import type { OutgoingMessage, ProviderRegistry, SendResult } from './providers.js';
+
+/**
+ * Takes due messages off the outbox and hands them to providers:
+ *   1. in a transaction: claim a batch (SKIP LOCKED), ask the contact policy again (an opt-out
+ *      or suppression may have arrived since it was queued; quiet hours may have begun), mark
+ *      the ones that may go as 'sending' with a lease, hold or suppress the others;
+ *   2. outside any transaction: render and call the providers;
+ *   3. in a second transaction: record each result.
+ * A process that dies in step 2 leaves 'sending' rows whose lease runs out; they are claimed
+ * again and sent once more with the same idempotency key.
+ */
+
+export const DEFAULT_DISPATCH_BATCH = 500;
+const LEASE_MS = 5 * 60_000;
+/** Temporary failures retry after these delays, then fail. */
+export const RETRY_DELAYS_MS = [10_000, 60_000, 5 * 60_000, 30 * 60_000, 120 * 60_000];
+
+interface ClaimedMessage {
+  id: string;
+  tenant_id: string;
+  contact_id: string;
+  enrollment_id: string | null;
+  journey_id: string | null;
+  node: string | null;
+  kind: 'send' | 'action_webhook';
+  channel: SendNode['channel'];
+  topic: string | null;
+  transactional: boolean;
+  idempotency_key: string;
+  content: { version?: number; vars?: Record<string, unknown>; inline?: SendContent };
+  to_address: string | null;
+  attempts: number;
+}
+
+interface Prepared {
+  msg: ClaimedMessage;
+  contact: ContactFacts;
+  version: LiveVersion | null;
+}
+
+export interface DispatchResult {
+  claimed: number;
+  sent: number;
+  failed: number;
+  held: number;
+  suppressed: number;
+}
+
+export async function runDispatchBatch(db: Db, now: () => Date, providers: ProviderRegistry, limit = DEFAULT_DISPATCH_BATCH): Promise<DispatchResult> {
+  const result: DispatchResult = { claimed: 0, sent: 0, failed: 0, held: 0, suppressed: 0 };
+  const start = now();
+  const ready = await db.transaction(async (tx) => {
+    const { rows: claimed } = await tx.query<ClaimedMessage>(
+      `select id, tenant_id, contact_id, enrollment_id, journey_id, node, kind, channel, topic, transactional, idempotency_key, content, to_address, attempts
+         from messages where due_at <= $1 order by due_at limit $2 for update skip locked`,
+      [start, limit],
+    );
+    result.claimed = claimed.length;
+    if (!claimed.length) return [];
+    return recheck(tx, start, claimed, result);
+  });
+  if (!ready.length) return result;
+
+  const templates = await loadTemplates(db, ready);
+  const outcomes = await Promise.all(ready.map((p) => deliver(p, templates, providers)));
+
+  await db.transaction(async (tx) => {
+    const at = now();
+    const sent: Record<string, unknown>[] = [];
+    const retry: Record<string, unknown>[] = [];
+    const failed: Record<string, unknown>[] = [];
+    const wakes: { id: string; node: string; wake: Wake }[] = [];
+    outcomes.forEach(({ rendered, result: r, wake }, i) => {
+      const m = ready[i]!.msg;
+      if (wake && m.enrollment_id && m.node) wakes.push({ id: m.enrollment_id, node: m.node, wake });
+      if (r.ok) sent.push({ id: m.id, provider: r.provider, provider_message_id: r.provider_message_id, rendered, cost: r.cost ?? null, currency: r.currency ?? null });
+      else if (!r.permanent && m.attempts < RETRY_DELAYS_MS.length) {
+        const delay = Math.max(r.retry_after_ms ?? 0, RETRY_DELAYS_MS[m.attempts - 1] ?? RETRY_DELAYS_MS[0]!);
+        retry.push({ id: m.id, due_at: new Date(at.getTime() + delay), error: r.error });
+      } else failed.push({ id: m.id, error: r.error });
+    });
+    result.sent = sent.length;
+    result.failed = failed.length;
+    if (sent.length) {
+      await tx.query(
+        `with u as (
+           update messages m set status = 'sent', provider = x.provider, provider_message_id = x.provider_message_id, rendered = x.rendered,
+                  cost = x.cost, currency = x.currency, sent_at = $2, updated_at = $2, due_at = null
+             from jsonb_to_recordset($1::jsonb) as x(id uuid, provider text, provider_message_id text, rendered jsonb, cost numeric, currency text)
+            where m.id = x.id and m.status = 'sending' returning m.id)
+         insert into message_status (message_id, status, at) select id, 'sent', $2 from u`,
+        [JSON.stringify(sent), at],
+      );
+    }
+    if (retry.length) {
+      await tx.query(
+        `with u as (
+           update messages m set status = 'queued', due_at = x.due_at, reason = x.error, updated_at = $2
+             from jsonb_to_recordset($1::jsonb) as x(id uuid, due_at timestamptz, error text)
+            where m.id = x.id and m.status = 'sending' returning m.id, x.error)
+         insert into message_status (message_id, status, at, detail) select id, 'queued', $2, jsonb_build_object('retry', error) from u`,
+        [JSON.stringify(retry), at],
+      );
+    }
+    if (failed.length) {
+      await tx.query(
+        `with u as (
+           update messages m set status = 'failed', reason = x.error, failed_at = $2, updated_at = $2, due_at = null
+             from jsonb_to_recordset($1::jsonb) as x(id uuid, error text)
+            where m.id = x.id and m.status = 'sending' returning m.id, x.error)
+         insert into message_status (message_id, status, at, detail) select id, 'failed', $2, jsonb_build_object('reason', error) from u`,
+        [JSON.stringify(failed), at],
+      );
+    }
+    if (wakes.length) {
+      const { rowCount } = await tx.query(
+        `update enrollments e
+            set wait = e.wait || jsonb_build_object('woken', x.wake), updated_at = $2,
+                due_at = case when e.paused_due_at is null then $2::timestamptz end,
+                paused_due_at = case when e.paused_due_at is not null then $2::timestamptz end
+           from jsonb_to_recordset($1::jsonb) as x(id uuid, node text, wake jsonb)
+          where e.id = x.id and e.ended_at is null and e.wait->>'kind' = 'webhook' and e.wait->>'node' = x.node and not (e.wait ? 'woken')`,
+        [JSON.stringify(wakes), at],
+      );
+      if (rowCount) await notifyWork(tx);
+    }
+  });
+  return result;
+}
+
+/** The policy's last word before a message leaves: consent, suppression and allowed hours, as of now. */
+async function recheck(tx: Queryable, now: Date, claimed: ClaimedMessage[], result: DispatchResult): Promise<Prepared[]> {
+  const pairs = claimed.map((m) => ({ tenant_id: m.tenant_id, contact_id: m.contact_id }));
+  const [contacts, consent, tenants, versions, suppressed] = await Promise.all([
+    loadContacts(tx, [...new Set(claimed.map((m) => m.contact_id))]),
+    loadConsent(tx, pairs),
+    tenantPolicies(tx, [...new Set(claimed.map((m) => m.tenant_id))]),
+    getVersions(
+      tx,
+      claimed.flatMap((m) => (m.journey_id && m.content.version !== undefined ? [{ journey_id: m.journey_id, version: m.content.version }] : [])),
+    ),
+    loadSuppressed(
+      tx,
+      claimed.flatMap((m) => (m.to_address ? [{ tenant_id: m.tenant_id, address: m.to_address }] : [])),
+    ),
+  ]);
+  const go: Prepared[] = [];
+  const hold: { id: string; due_at: Date; reason: string }[] = [];
+  const block: { id: string; reason: string }[] = [];
+  for (const m of claimed) {
+    const contact = contacts.get(m.contact_id);
+    const tenant = tenants.get(m.tenant_id);
+    const version = m.journey_id && m.content.version !== undefined ? (versions.get(versionKey(m.journey_id, m.content.version)) ?? null) : null;
+    if (!contact || !tenant) {
+      block.push({ id: m.id, reason: 'contact erased' });
+      continue;
+    }
+    if (m.kind === 'send' && m.channel !== 'webhook') {
+      const w = version?.compiled.def.send_window;
+      const zone = w?.time_zone && w.time_zone !== 'recipient' ? (w.time_zone === 'tenant' ? tenant.time_zone : w.time_zone) : undefined;
+      const d = decideSend(
+        now,
+        { channel: m.channel, topic: m.topic ?? 'marketing', transactional: m.transactional, ignoreQuietHours: m.transactional && ignoresQuietHours(version, m.node), key: `${m.contact_id}:${m.node}` },
+        {
+          zone: resolveZone(contact, tenant.time_zone).zone,
+          address: m.to_address,
+          consent: consent.get(m.contact_id) ?? [],
+          suppressed: m.to_address !== null && isSuppressedIn(suppressed, m.tenant_id, m.channel, m.to_address),
+          recentSends: [],
+        },
+        // Caps were counted when the message was queued; counting it again here would hold it for itself.
+        { quietHours: tenant.quiet_hours, sendWindow: w ? { days: w.days, start: w.start, end: w.end, ...(zone ? { zone } : {}) } : tenant.send_window, caps: [], spreadMinutes: 10 },
+      );
+      if (d.action === 'block') {
+        block.push({ id: m.id, reason: d.reason });
+        continue;
+      }
+      if (d.action === 'defer') {
+        hold.push({ id: m.id, due_at: d.until, reason: d.reason });
+        continue;
+      }
+    }
+    go.push({ msg: { ...m, attempts: m.attempts + 1 }, contact, version });
+  }
+  result.held = hold.length;
+  result.suppressed = block.length;
+  if (go.length) {
+    await tx.query(`update messages set status = 'sending', attempts = attempts + 1, due_at = $2, updated_at = $3 where id = any($1::uuid[])`, [
+      go.map((p) => p.msg.id),
+      new Date(now.getTime() + LEASE_MS),
+      now,
+    ]);
+  }
+  if (hold.length) {
+    await tx.query(
+      `update messages m set status = 'queued', due_at = x.due_at, updated_at = $2 from jsonb_to_recordset($1::jsonb) as x(id uuid, due_at timestamptz) where m.id = x.id`,
+      [JSON.stringify(hold), now],
+    );
+  }
+  if (block.length) {
+    await tx.query(
+      `with u as (
+         update messages m set status = 'suppressed', reason = x.reason, due_at = null, updated_at = $2
+           from jsonb_to_recordset($1::jsonb) as x(id uuid, reason text) where m.id = x.id returning m.id, x.reason)
+       insert into message_status (message_id, status, at, detail) select id, 'suppressed', $2, jsonb_build_object('reason', reason) from u`,
+      [JSON.stringify(block), now],
+    );
+  }
+  return go;
+}
+
+function ignoresQuietHours(version: LiveVersion | null, node: string | null): boolean {
+  const n = node ? version?.compiled.nodes.get(node) : undefined;
+  return n?.type === 'send' && n.ignore_quiet_hours === true;
+}
+
+interface TemplateRow {
+  tenant_id: string;
+  name: string;
+  subject: string | null;
+  body: string | null;
+  html: string | null;
+  whatsapp_template: SendContent['whatsapp_template'] | null;
+}
+
+async function loadTemplates(db: Queryable, ready: Prepared[]): Promise<Map<string, TemplateRow>> {
+  const wanted = new Map<string, { tenant_id: string; name: string }>();
+  for (const p of ready) {
+    const name = contentOf(p)?.template;
+    if (name) wanted.set(`${p.msg.tenant_id}|${name}`, { tenant_id: p.msg.tenant_id, name });
+  }
+  if (!wanted.size) return new Map();
+  const list = [...wanted.values()];
+  const { rows } = await db.query<TemplateRow>(
+    `select t.tenant_id, t.name, t.subject, t.body, t.html, t.whatsapp_template
+       from unnest($1::uuid[], $2::text[]) as x(tenant_id, name) join templates t on t.tenant_id = x.tenant_id and t.name = x.name`,
+    [list.map((l) => l.tenant_id), list.map((l) => l.name)],
+  );
+  return new Map(rows.map((r) => [`${r.tenant_id}|${r.name}`, r]));
+}
+
+function contentOf(p: Prepared): SendContent | undefined {
+  if (p.msg.content.inline) return p.msg.content.inline;
+  const node = p.msg.node ? p.version?.compiled.nodes.get(p.msg.node) : undefined;
+  return node?.type === 'send' ? node.content : undefined;
+}
+
+type Delivered = { rendered: Record<string, unknown> | null; result: (SendResult & { provider?: string }) | { ok: true; provider: string; provider_message_id: string; cost?: number; currency?: string }; wake?: Wake };
+
+async function deliver(p: Prepared, templates: Map<string, TemplateRow>, providers: ProviderRegistry): Promise<Delivered & { result: { ok: boolean } }> {
+  const scope = templateScope(p.contact, p.msg.content.vars ?? {}, p.version?.name ?? null);
+  if (p.msg.kind === 'action_webhook') return callWebhook(p, scope);
+  let out: OutgoingMessage;
+  try {
+    const content = contentOf(p);
+    if (!content) throw new Error('the message has no content (its journey version or node is gone)');
+    const stored = content.template ? templates.get(`${p.msg.tenant_id}|${content.template}`) : undefined;
+    if (content.template && !stored) throw new Error(`template "${content.template}" does not exist`);
+    const pick = (inline: string | undefined, fromTemplate: string | null | undefined) => inline ?? fromTemplate ?? undefined;
+    const subject = pick(content.subject, stored?.subject);
+    const body = pick(content.body, stored?.body);
+    const html = pick(content.html, stored?.html);
+    const wa = content.whatsapp_template ?? stored?.whatsapp_template ?? undefined;
+    const url = content.url;
+    out = {
+      id: p.msg.id,
+      tenant_id: p.msg.tenant_id,
+      channel: p.msg.channel,
+      to: p.msg.to_address,
+      idempotency_key: p.msg.idempotency_key,
+      ...(subject !== undefined ? { subject: render(subject, scope) } : {}),
+      ...(body !== undefined ? { body: render(body, scope) } : {}),
+      ...(html !== undefined ? { html: renderHtml(html, scope) } : {}),
+      ...(wa ? { whatsapp_template: { name: wa.name, language: wa.language, parameters: (wa.parameters ?? []).map((x) => render(x, scope)) } } : {}),
+      ...(url !== undefined ? { url: render(url, scope) } : {}),
+    };
+  } catch (err) {
+    return { rendered: null, result: { ok: false, permanent: true, error: `render: ${(err as Error).message}` } };
+  }
+  const provider = providers.providerFor(p.msg.tenant_id, p.msg.channel);
+  let result: SendResult;
+  try {
+    result = await provider.send(out);
+  } catch (err) {
+    result = { ok: false, permanent: false, error: (err as Error).message };
+  }
+  const { id: _id, tenant_id: _t, idempotency_key: _k, ...rendered } = out;
+  return { rendered, result: result.ok ? { ...result, provider: provider.name } : result };
+}
+
+/** An action node's webhook: its JSON answer goes back to the enrollment, which waits for it. */
+async function callWebhook(p: Prepared, scope: Record<string, unknown>): Promise<Delivered & { result: { ok: boolean } }> {
+  const node = p.msg.node ? p.version?.compiled.nodes.get(p.msg.node) : undefined;
+  const hook = node?.type === 'action' ? (node as ActionNode).webhook : undefined;
+  if (!hook) return { rendered: null, result: { ok: false, permanent: true, error: 'webhook node is gone' }, wake: { kind: 'webhook', status: 0, body: null, error: 'webhook node is gone' } };
+  const url = render(hook.url, scope);
+  const method = hook.method ?? 'POST';
+  const body = hook.body === undefined ? undefined : JSON.stringify(renderDeep(hook.body, scope));
+  const rendered = { url, method, ...(body ? { body } : {}) };
+  try {
+    const res = await fetch(url, {
+      method,
+      headers: { 'content-type': 'application/json', 'idempotency-key': p.msg.idempotency_key, ...(hook.headers ?? {}) },
+      ...(method !== 'GET' && body ? { body } : {}),
+      signal: AbortSignal.timeout(durationMs(hook.timeout ?? '30s')),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      // A non-JSON answer is kept as text.
+    }
+    if (!res.ok) {
+      return { rendered, result: { ok: false, permanent: true, error: `HTTP ${res.status}` }, wake: { kind: 'webhook', status: res.status, body: parsed, error: `HTTP ${res.status}` } };
+    }
+    return { rendered, result: { ok: true, provider: 'webhook', provider_message_id: `http_${res.status}` }, wake: { kind: 'webhook', status: res.status, body: parsed } };
+  } catch (err) {
+    const error = (err as Error).name === 'TimeoutError' ? 'timed out' : (err as Error).message;
+    return { rendered, result: { ok: false, permanent: true, error }, wake: { kind: 'webhook', status: 0, body: null, error } };
+  }
+}

@@ -1,0 +1,139 @@
+import type { Logger } from 'pino';
+import type { Db } from '../store/db.js';
+import { WORK_CHANNEL } from '../store/enrollments.js';
+import type { Clock } from './clock.js';
+import { DEFAULT_DISPATCH_BATCH, runDispatchBatch } from './dispatcher.js';
+import type { ProviderRegistry } from './providers.js';
+import { DEFAULT_BATCH_SIZE, runSchedulerBatch } from './scheduler.js';
+
+export interface WorkerOptions {
+  db: Db;
+  clock: Clock;
+  providers: ProviderRegistry;
+  logger?: Logger;
+  batchSize?: number;
+  dispatchBatchSize?: number;
+  /** Longest sleep when nothing is due and no notification comes; the fallback to LISTEN/NOTIFY. */
+  pollMs?: number;
+  /** Run the dispatcher too (default); a process may run only the scheduler. */
+  dispatch?: boolean;
+}
+
+export interface WorkerStats {
+  batches: number;
+  steps: number;
+  enrollments: number;
+  messagesQueued: number;
+  sent: number;
+  failed: number;
+}
+
+/**
+ * One worker: loops scheduler and dispatcher batches while there is work, then sleeps until a
+ * notification (new work committed anywhere), the next timer, or the poll interval. Any number
+ * may run against one database; SKIP LOCKED keeps their batches apart.
+ */
+export class Worker {
+  readonly stats: WorkerStats = { batches: 0, steps: 0, enrollments: 0, messagesQueued: 0, sent: 0, failed: 0 };
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+  private notified = false;
+  private unlisten: (() => Promise<void>) | null = null;
+
+  constructor(private readonly opts: WorkerOptions) {}
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    this.unlisten = await this.opts.db.listen(WORK_CHANNEL, () => this.poke());
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.poke();
+    await this.loop;
+    this.loop = null;
+    await this.unlisten?.();
+    this.unlisten = null;
+  }
+
+  /** Runs batches until nothing is due at the clock's current time. For tests and the simulator. */
+  async drain(): Promise<WorkerStats> {
+    while (await this.once()) {
+      // keep going
+    }
+    return this.stats;
+  }
+
+  /** One scheduler batch and one dispatcher batch; true when either found a full batch or any work. */
+  async once(): Promise<boolean> {
+    const { db, clock, providers } = this.opts;
+    const size = this.opts.batchSize ?? DEFAULT_BATCH_SIZE;
+    const s = await runSchedulerBatch(db, clock.now(), size);
+    this.stats.batches++;
+    this.stats.enrollments += s.claimed;
+    this.stats.steps += s.steps;
+    this.stats.messagesQueued += s.messages;
+    let dispatched = 0;
+    if (this.opts.dispatch !== false) {
+      const d = await runDispatchBatch(db, () => clock.now(), providers, this.opts.dispatchBatchSize ?? DEFAULT_DISPATCH_BATCH);
+      this.stats.sent += d.sent;
+      this.stats.failed += d.failed;
+      dispatched = d.claimed;
+    }
+    return s.claimed > 0 || dispatched > 0;
+  }
+
+  private poke(): void {
+    this.notified = true;
+    this.wake?.();
+  }
+
+  private async run(): Promise<void> {
+    const poll = this.opts.pollMs ?? 1000;
+    while (this.running) {
+      let busy: boolean;
+      try {
+        this.notified = false;
+        busy = await this.once();
+      } catch (err) {
+        this.opts.logger?.error({ err }, 'worker batch failed; retrying');
+        await this.sleep(poll);
+        continue;
+      }
+      if (busy || this.notified || !this.running) continue;
+      await this.sleep(Math.min(poll, await this.untilNextDue(poll)));
+    }
+  }
+
+  /** How long until the earliest timer or queued message is due, capped at `max`. */
+  private async untilNextDue(max: number): Promise<number> {
+    try {
+      const { rows } = await this.opts.db.query<{ at: Date | null }>(
+        `select least((select min(due_at) from enrollments where due_at is not null), (select min(due_at) from messages where due_at is not null)) as at`,
+      );
+      const at = rows[0]?.at;
+      if (!at) return max;
+      return Math.max(0, Math.min(max, at.getTime() - this.opts.clock.now().getTime()));
+    } catch {
+      return max;
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (ms <= 0 || this.notified) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = null;
+        done();
+      };
+    });
+  }
+}

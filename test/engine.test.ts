@@ -1,0 +1,357 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { JourneyDefinition } from '../src/core/journey/definition.js';
+import { ManualClock } from '../src/engine/clock.js';
+import { SandboxProvider, sandboxRegistry } from '../src/engine/providers.js';
+import { REPLY_EVENT } from '../src/engine/triggers.js';
+import { Worker } from '../src/engine/worker.js';
+import { recordConsent } from '../src/store/consent.js';
+import { createContact } from '../src/store/contacts.js';
+import type { Db } from '../src/store/db.js';
+import { ingestEvents } from '../src/store/events.js';
+import { createTenant } from '../src/store/tenants.js';
+import { freshDb } from './helpers/db.js';
+import { allowAnyTime, grantAll, publishJourney } from './helpers/journeys.js';
+
+let db: Db;
+let clock: ManualClock;
+let sandbox: SandboxProvider;
+let worker: Worker;
+let tenant: string;
+
+const HOUR = 3600_000;
+const DAY = 24 * HOUR;
+
+beforeAll(async () => {
+  db = await freshDb();
+});
+afterAll(() => db.close());
+
+beforeEach(async () => {
+  // Monday 2026-03-02 15:00 UTC = 10:00 in New York.
+  clock = new ManualClock('2026-03-02T15:00:00Z');
+  sandbox = new SandboxProvider();
+  worker = new Worker({ db, clock, providers: sandboxRegistry(sandbox) });
+  tenant = (await createTenant(db, { name: `Engine ${Math.random()}`, time_zone: 'America/New_York' })).id;
+  await allowAnyTime(db, tenant);
+});
+
+async function contact(fields: Record<string, unknown> = {}, channels = ['sms', 'email', 'whatsapp']): Promise<string> {
+  // NANP exchange codes start with 2-9.
+  const n = `${2 + Math.floor(Math.random() * 8)}${Math.floor(Math.random() * 1e6)
+    .toString()
+    .padStart(6, '0')}`;
+  const c = await createContact(db, tenant, { phone: `+1212${n}`, email: `p${n}@example.com`, ...fields }, {}, clock.now());
+  await grantAll(db, tenant, [c.id], channels);
+  return c.id;
+}
+
+async function event(contactId: string, name: string, properties: Record<string, unknown> = {}) {
+  return ingestEvents(db, tenant, [{ name, contact_id: contactId, properties }], clock.now(), {});
+}
+
+async function enrollment(contactId: string) {
+  const { rows } = await db.query<any>('select * from enrollments where contact_id = $1 order by entered_at desc limit 1', [contactId]);
+  return rows[0];
+}
+
+async function messages(contactId: string) {
+  const { rows } = await db.query<any>('select * from messages where contact_id = $1 order by created_at, node', [contactId]);
+  return rows;
+}
+
+async function history(enrollmentId: string): Promise<string[]> {
+  const { rows } = await db.query<{ node: string; outcome: string }>('select node, outcome from enrollment_steps where enrollment_id = $1 order by seq', [enrollmentId]);
+  return rows.map((r) => `${r.node}:${r.outcome}`);
+}
+
+const sequence: JourneyDefinition = {
+  name: 'Follow-up',
+  entry: { event: 'form_submitted' },
+  nodes: [
+    { id: 'sms', type: 'send', channel: 'sms', content: { body: 'Hi {{ contact.first_name }}, thanks for your {{ trigger.form }} request' }, next: 'pause' },
+    { id: 'pause', type: 'wait', duration: '0s', next: 'mail' },
+    { id: 'mail', type: 'send', channel: 'email', content: { subject: 'Your {{ trigger.form }}', body: 'Dear {{ contact.first_name }} {{ contact.last_name }} of {{ contact.city }}' } },
+  ],
+};
+
+describe('journey engine', () => {
+  it('enrols on an event and walks send, wait 0 and send into the outbox, then the sandbox', async () => {
+    await publishJourney(db, tenant, sequence);
+    const c = await contact({ attributes: { first_name: 'Ada', last_name: 'Lovelace', city: 'London' } });
+    await event(c, 'form_submitted', { form: 'quote' });
+    const e = await enrollment(c);
+    expect(e).toMatchObject({ status: 'active', node: null, vars: { trigger: { event: 'form_submitted', form: 'quote' } } });
+    await worker.drain();
+    expect(await history(e.id)).toEqual(['sms:queued', 'pause:waited', 'mail:queued', 'mail:completed']);
+    const sent = await messages(c);
+    expect(sent.map((m: any) => [m.node, m.channel, m.status])).toEqual([
+      ['mail', 'email', 'sent'],
+      ['sms', 'sms', 'sent'],
+    ]);
+    const bodies = sandbox.sent.filter((s) => s.message.to === sent[1].to_address || s.message.to === sent[0].to_address).map((s) => s.message);
+    expect(bodies.find((m) => m.channel === 'sms')?.body).toBe('Hi Ada, thanks for your quote request');
+    expect(bodies.find((m) => m.channel === 'email')).toMatchObject({ subject: 'Your quote', body: 'Dear Ada Lovelace of London' });
+    expect((await enrollment(c)).status).toBe('completed');
+  });
+
+  it('holds a wait for its duration on the injected clock', async () => {
+    await publishJourney(db, tenant, {
+      entry: { event: 'signed_up' },
+      nodes: [
+        { id: 'w', type: 'wait', duration: '2d', next: 'hello' },
+        { id: 'hello', type: 'send', channel: 'sms', content: { body: 'two days later' } },
+      ],
+    });
+    const c = await contact();
+    await event(c, 'signed_up');
+    await worker.drain();
+    expect(await messages(c)).toHaveLength(0);
+    clock.advance(2 * DAY - 1000);
+    await worker.drain();
+    expect(await messages(c)).toHaveLength(0);
+    clock.advance(1000);
+    await worker.drain();
+    expect((await messages(c)).map((m: any) => m.status)).toEqual(['sent']);
+  });
+
+  const replyJourney: JourneyDefinition = {
+    entry: { event: 'car_blocking' },
+    nodes: [
+      { id: 'ask', type: 'send', channel: 'whatsapp', content: { body: 'Your car blocks the gate. Can you move it?' }, next: 'wait' },
+      { id: 'wait', type: 'wait', until_event: { reply: {}, timeout: '15m' }, on_reply: 'route', on_timeout: 'escalate' },
+      {
+        id: 'route',
+        type: 'branch',
+        branches: [
+          { name: 'moving', when: { reply_to: 'ask', payload: 'moving_now' }, next: 'thanks' },
+          { name: 'yes', when: { reply_to: 'ask', text: { op: 'in', value: ['yes', 'ok'] } }, next: 'thanks' },
+        ],
+        default: 'escalate',
+      },
+      { id: 'thanks', type: 'send', channel: 'whatsapp', content: { body: 'Thank you{% if reply.text %}, you said {{ reply.text }}{% endif %}' } },
+      { id: 'escalate', type: 'send', channel: 'sms', content: { body: 'Urgent: please move your car' } },
+    ],
+  };
+
+  it('wakes a wait on a reply and branches on its text', async () => {
+    await publishJourney(db, tenant, replyJourney);
+    const c = await contact();
+    await event(c, 'car_blocking');
+    await worker.drain();
+    clock.advance(5 * 60_000);
+    const r = await event(c, REPLY_EVENT, { channel: 'whatsapp', text: ' YES ' });
+    expect(r.recorded).toBe(1);
+    await worker.drain();
+    const e = await enrollment(c);
+    expect(await history(e.id)).toEqual(['ask:queued', 'wait:waiting', 'wait:reply', 'route:branch', 'thanks:queued', 'thanks:completed']);
+    const thanks = sandbox.sent.find((s) => s.message.body?.startsWith('Thank you'));
+    expect(thanks?.message.body).toBe('Thank you, you said  YES ');
+  });
+
+  it('takes the timeout path when no reply comes', async () => {
+    await publishJourney(db, tenant, replyJourney);
+    const c = await contact();
+    await event(c, 'car_blocking');
+    await worker.drain();
+    clock.advance(15 * 60_000);
+    await worker.drain();
+    const e = await enrollment(c);
+    expect(await history(e.id)).toEqual(['ask:queued', 'wait:waiting', 'wait:timeout', 'escalate:queued', 'escalate:completed']);
+  });
+
+  it('holds a marketing SMS for quiet hours in the recipient\'s zone and spreads it after 08:00', async () => {
+    await db.query(`update tenants set quiet_hours = '{"sms":{"start":"08:00","end":"21:00"}}' where id = $1`, [tenant]);
+    await publishJourney(db, tenant, { entry: { event: 'late' }, nodes: [{ id: 'hi', type: 'send', channel: 'sms', content: { body: 'good morning' } }] });
+    // 22:30 in New York (03:30 UTC next day).
+    clock.set('2026-03-03T03:30:00Z');
+    const c = await contact({ time_zone: 'America/New_York' });
+    await event(c, 'late');
+    await worker.drain();
+    expect(await messages(c)).toHaveLength(0);
+    const e = await enrollment(c);
+    expect(e.wait).toMatchObject({ kind: 'send', reason: 'quiet_hours' });
+    // 08:00 New York = 13:00 UTC; spread over 10 minutes.
+    expect(e.due_at.getTime()).toBeGreaterThanOrEqual(Date.parse('2026-03-03T13:00:00Z'));
+    expect(e.due_at.getTime()).toBeLessThan(Date.parse('2026-03-03T13:10:00Z'));
+    clock.set(e.due_at);
+    await worker.drain();
+    expect((await messages(c)).map((m: any) => m.status)).toEqual(['sent']);
+  });
+
+  it('records a send without consent as suppressed with its reason and goes on', async () => {
+    await publishJourney(db, tenant, {
+      entry: { event: 'x' },
+      nodes: [
+        { id: 'sms', type: 'send', channel: 'sms', content: { body: 'a' }, next: 'mail' },
+        { id: 'mail', type: 'send', channel: 'email', content: { subject: 's', body: 'b' } },
+      ],
+    });
+    const c = await contact({}, ['email']);
+    await event(c, 'x');
+    await worker.drain();
+    const m = await messages(c);
+    expect(m.map((x: any) => [x.node, x.status, x.reason])).toEqual([
+      ['mail', 'sent', null],
+      ['sms', 'suppressed', 'no_consent'],
+    ]);
+  });
+
+  it('ends an enrollment as converted on a goal event and cancels what it had queued', async () => {
+    await publishJourney(db, tenant, {
+      entry: { event: 'cart_abandoned' },
+      goals: [{ event: 'purchase' }],
+      nodes: [
+        { id: 'w', type: 'wait', duration: '1h', next: 'nudge' },
+        { id: 'nudge', type: 'send', channel: 'sms', content: { body: 'still there?' } },
+      ],
+    });
+    const c = await contact();
+    await event(c, 'cart_abandoned');
+    await worker.drain();
+    await event(c, 'purchase', { total: 10 });
+    const e = await enrollment(c);
+    expect(e).toMatchObject({ status: 'converted', end_reason: 'goal reached', due_at: null });
+    clock.advance(2 * HOUR);
+    await worker.drain();
+    expect(await messages(c)).toHaveLength(0);
+  });
+
+  it('cancels queued messages and exits enrollments when the contact opts out of the channel', async () => {
+    await publishJourney(db, tenant, {
+      entry: { event: 'promo' },
+      nodes: [
+        { id: 'sms', type: 'send', channel: 'sms', content: { body: 'deal' }, next: 'w' },
+        { id: 'w', type: 'wait', duration: '1d', next: 'again' },
+        { id: 'again', type: 'send', channel: 'sms', content: { body: 'deal again' } },
+      ],
+    });
+    const c = await contact();
+    await event(c, 'promo');
+    // Scheduler only: the message stays queued.
+    const scheduler = new Worker({ db, clock, providers: sandboxRegistry(sandbox), dispatch: false });
+    await scheduler.drain();
+    expect((await messages(c)).map((m: any) => m.status)).toEqual(['queued']);
+    await recordConsent(db, tenant, c, { channel: 'sms', status: 'revoked', source: 'api' }, 'test', clock.now());
+    expect((await messages(c)).map((m: any) => [m.status, m.reason])).toEqual([['cancelled', 'opted out']]);
+    expect(await enrollment(c)).toMatchObject({ status: 'exited', end_reason: 'opted out' });
+    clock.advance(2 * DAY);
+    await worker.drain();
+    expect(sandbox.sent.filter((s) => s.message.body?.startsWith('deal'))).toHaveLength(0);
+  });
+
+  it('updates attributes, emits an event that enrols into another journey, and records a split', async () => {
+    await publishJourney(db, tenant, {
+      entry: { event: 'qualified' },
+      nodes: [
+        { id: 'tag', type: 'action', update: { attributes: { stage: 'lead-{{ trigger.score }}' }, add_tags: ['lead'] }, next: 'ab' },
+        {
+          id: 'ab',
+          type: 'split',
+          variants: [
+            { name: 'A', weight: 1, next: 'emit' },
+            { name: 'B', weight: 1, next: 'emit' },
+          ],
+        },
+        { id: 'emit', type: 'action', emit: { event: 'lead_created', properties: { stage: '{{ contact.stage }}' } } },
+      ],
+    });
+    await publishJourney(db, tenant, {
+      entry: { event: 'lead_created', where: { property: 'stage', value: 'lead-7' } },
+      nodes: [{ id: 'hello', type: 'send', channel: 'email', content: { subject: 'Welcome', body: 'stage {{ trigger.stage }}' } }],
+    });
+    const c = await contact();
+    await event(c, 'qualified', { score: 7 });
+    await worker.drain();
+    const { rows } = await db.query<any>('select attributes, tags from contacts where id = $1', [c]);
+    expect(rows[0]).toMatchObject({ attributes: { stage: 'lead-7' }, tags: ['lead'] });
+    const { rows: ens } = await db.query<any>('select status, memo from enrollments where contact_id = $1 order by entered_at', [c]);
+    expect(ens).toHaveLength(2);
+    expect(['A', 'B']).toContain(ens[0].memo.splits.ab);
+    expect(sandbox.sent.some((s) => s.message.body === 'stage lead-7')).toBe(true);
+  });
+
+  it('parks a paused journey\'s enrollments and resumes them', async () => {
+    const j = await publishJourney(db, tenant, {
+      entry: { event: 'p' },
+      nodes: [
+        { id: 'w', type: 'wait', duration: '1h', next: 's' },
+        { id: 's', type: 'send', channel: 'sms', content: { body: 'after pause' } },
+      ],
+    });
+    const c = await contact();
+    await event(c, 'p');
+    await worker.drain();
+    await db.query(`update journeys set status = 'paused' where id = $1`, [j]);
+    clock.advance(2 * HOUR);
+    await worker.drain();
+    const parked = await enrollment(c);
+    expect(parked).toMatchObject({ due_at: null, status: 'active' });
+    expect(parked.paused_due_at).not.toBeNull();
+    await db.query(`update journeys set status = 'active' where id = $1`, [j]);
+    await db.query('update enrollments set due_at = paused_due_at, paused_due_at = null where id = $1', [parked.id]);
+    await worker.drain();
+    expect((await messages(c)).map((m: any) => m.status)).toEqual(['sent']);
+  });
+
+  describe('webhook action', () => {
+    let server: Server;
+    let url: string;
+    const seen: any[] = [];
+    beforeAll(async () => {
+      server = createServer((req, res) => {
+        let body = '';
+        req.on('data', (d) => (body += d));
+        req.on('end', () => {
+          seen.push({ headers: req.headers, body: JSON.parse(body || 'null') });
+          res.setHeader('content-type', 'application/json');
+          res.end(JSON.stringify({ price: 129, currency: 'EUR' }));
+        });
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/quote`;
+    });
+    afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+    it('keeps the JSON answer in the enrollment for later templates', async () => {
+      await publishJourney(db, tenant, {
+        entry: { event: 'quote_requested' },
+        nodes: [
+          { id: 'price', type: 'action', webhook: { url, body: { product: '{{ trigger.product }}' }, save_as: 'quote' }, next: 'tell' },
+          { id: 'tell', type: 'send', channel: 'sms', content: { body: 'Your price: {{ vars.quote.price }} {{ vars.quote.currency }}' } },
+        ],
+      });
+      const c = await contact();
+      await event(c, 'quote_requested', { product: 'solar' });
+      await worker.drain();
+      expect(seen.at(-1).body).toEqual({ product: 'solar' });
+      expect(seen.at(-1).headers['idempotency-key']).toMatch(/:price:/);
+      expect(sandbox.sent.some((s) => s.message.body === 'Your price: 129 EUR')).toBe(true);
+      const e = await enrollment(c);
+      expect(e.vars.quote).toEqual({ price: 129, currency: 'EUR' });
+    });
+  });
+
+  it('defers a send over the frequency cap until the cap allows it', async () => {
+    await db.query(`update tenants set frequency_caps = '[{"channel":"sms","limit":1,"period":"1d"}]' where id = $1`, [tenant]);
+    await publishJourney(db, tenant, {
+      entry: { event: 'a' },
+      reentry: { mode: 'always' },
+      nodes: [{ id: 's', type: 'send', channel: 'sms', content: { body: 'capped' } }],
+    });
+    const c = await contact();
+    await event(c, 'a');
+    await worker.drain();
+    clock.advance(HOUR);
+    await event(c, 'a');
+    await worker.drain();
+    expect((await messages(c)).map((m: any) => m.status)).toEqual(['sent']);
+    const e = await enrollment(c);
+    expect(e.wait).toMatchObject({ kind: 'send', reason: 'frequency_cap' });
+    expect(e.due_at.getTime()).toBeGreaterThanOrEqual(Date.parse('2026-03-03T15:00:00Z'));
+    clock.set(e.due_at);
+    await worker.drain();
+    expect((await messages(c)).map((m: any) => m.status)).toEqual(['sent', 'sent']);
+  });
+});

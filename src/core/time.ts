@@ -436,14 +436,9 @@ export function inWindows(at: Date, zone: string, windows: readonly LocalWindow[
   return true;
 }
 
-function nextAllowedTs(sets: readonly WindowSet[], from: number): number | null {
+function searchAllowed(sets: readonly WindowSet[], from: number, horizon: number): number | null {
   // Each step moves to the next entry into a window that excludes the candidate; none of them can
   // pass the earliest moment inside all windows, so the first candidate all accept is that moment.
-  // Windows in one zone repeat weekly; across zones with different DST dates the overlap can come
-  // and go with the seasons, so those search a year before calling the intersection empty.
-  let oneZone = true;
-  for (const s of sets) if (s.zone !== sets[0]!.zone) oneZone = false;
-  const horizon = from + (oneZone ? SCAN_DAYS : 370) * DAY;
   let t = from;
   for (let steps = 0; steps < 10_000; steps++) {
     let moved = false;
@@ -461,6 +456,24 @@ function nextAllowedTs(sets: readonly WindowSet[], from: number): number | null 
     if (!moved) return t;
   }
   return null;
+}
+
+// Sets in different zones found never to overlap within a year; a search costs milliseconds.
+const neverAcross = new Set<string>();
+
+function nextAllowedTs(sets: readonly WindowSet[], from: number): number | null {
+  // Windows in one zone repeat weekly. Across zones with different DST dates an overlap can come
+  // and go with the seasons, so those are searched for a year before the answer is "never".
+  const found = searchAllowed(sets, from, from + SCAN_DAYS * DAY);
+  if (found !== null || sets.every((s) => s.zone === sets[0]!.zone)) return found;
+  const key = sets.map((s) => `${s.zone} ${s.windows.map((w) => `${w.start}-${w.end}/${w.days?.join('') ?? ''}`).join(' ')}`).join(';');
+  if (neverAcross.has(key)) return null;
+  const later = searchAllowed(sets, from, from + 370 * DAY);
+  if (later === null) {
+    if (neverAcross.size >= 1000) neverAcross.clear();
+    neverAcross.add(key);
+  }
+  return later;
 }
 
 /** `at` when it lies inside every window of every set, else the earliest later moment that does; null when none ever does. */

@@ -13,10 +13,12 @@ import { isValidTimeZone } from './contact.js';
  *
  * How the table was made: one zone per calling code from the CLDR zones of the code's main region
  * (Node's Intl), with a chosen main zone for countries that span several; then, for those
- * countries, area-code prefixes: NANP area codes from libphonenumber's data with its DST errors
- * corrected, Mexico, Brazil, Australia, Russia, Indonesia, and the Canary Islands, Azores,
- * Chatham Islands and Mayotte. Where a prefix stands for several zones (mobile ranges that carry
- * no region), the first is the default and the tenant's zone wins when it is one of them.
+ * countries, area-code prefixes: NANP area codes from Google libphonenumber's time zone map
+ * (Apache-2.0) with its errors corrected (605, 701, 709, 775, 907...), Mexico, Brazil, Australia,
+ * Russia, Indonesia, and the Canary Islands, Azores, Chatham Islands and Mayotte. Where a prefix
+ * stands for several zones (mobile ranges that carry no region), the first is the default and the
+ * tenant's zone wins when it is one of them. zone.test.ts checks every region's example number
+ * against that region's DST rules.
  *
  * Format: `+CC` starts a section whose prefixes follow calling code CC (none: full prefixes);
  * one or more zones, then the E.164 digit prefixes they cover. The longest prefix wins.

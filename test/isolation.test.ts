@@ -18,6 +18,11 @@ interface Fixture {
   keyId: string;
   suppressionId: string;
   eventSourceId: string;
+  templateId: string;
+  templateName: string;
+  journeyId: string;
+  enrollmentId: string;
+  messageId: string;
   secrets: string[];
 }
 
@@ -28,7 +33,32 @@ interface Case {
   status: number[];
 }
 
-const TENANT_TABLES = ['contacts', 'consent_records', 'consent_state', 'suppressions', 'events', 'api_keys', 'audit_log'];
+const TENANT_TABLES = [
+  'contacts',
+  'consent_records',
+  'consent_state',
+  'suppressions',
+  'events',
+  'api_keys',
+  'audit_log',
+  'templates',
+  'journeys',
+  'journey_versions',
+  'enrollments',
+  'messages',
+];
+
+/** Tables without a tenant_id column, reached through the rows they belong to. */
+const CHILD_TABLES: Record<string, string> = {
+  journey_entries: 'select x.* from journey_entries x join journeys j on j.id = x.journey_id where j.tenant_id = $1 order by x.journey_id, x.contact_id',
+  enrollment_steps: 'select x.* from enrollment_steps x join enrollments e on e.id = x.enrollment_id where e.tenant_id = $1 order by x.enrollment_id, x.seq',
+  message_status: 'select x.* from message_status x join messages m on m.id = x.message_id where m.tenant_id = $1 order by x.id',
+};
+
+const journeyDefinition = {
+  entry: { api: true },
+  nodes: [{ id: 'hello', type: 'send', channel: 'sms', content: { template: 'a-secret-template' } }],
+};
 
 const cases = (fx: Fixture): Record<string, Case> => ({
   'GET /v1/tenant': { url: '/v1/tenant', status: [200] },
@@ -66,6 +96,29 @@ const cases = (fx: Fixture): Record<string, Case> => ({
     status: [202, 400],
   },
   'GET /v1/audit-log': { url: `/v1/audit-log?entity_type=contact&entity_id=${fx.contactId}`, status: [200] },
+  'GET /v1/templates': { url: `/v1/templates?name=${fx.templateName}`, status: [200] },
+  'POST /v1/templates': { url: '/v1/templates', body: { name: fx.templateName, channel: 'sms', body: 'B' }, status: [201] },
+  'GET /v1/templates/{id}': { url: `/v1/templates/${fx.templateId}`, status: [404] },
+  'PATCH /v1/templates/{id}': { url: `/v1/templates/${fx.templateId}`, body: { body: 'Hijack' }, status: [404] },
+  'DELETE /v1/templates/{id}': { url: `/v1/templates/${fx.templateId}`, status: [404] },
+  'GET /v1/journeys/schema.json': { url: '/v1/journeys/schema.json', status: [200] },
+  'GET /v1/journeys': { url: '/v1/journeys', status: [200] },
+  'POST /v1/journeys': { url: '/v1/journeys', body: { name: 'B journey', definition: journeyDefinition }, status: [201] },
+  'GET /v1/journeys/{id}': { url: `/v1/journeys/${fx.journeyId}`, status: [404] },
+  'PATCH /v1/journeys/{id}': { url: `/v1/journeys/${fx.journeyId}`, body: { name: 'Hijack' }, status: [404] },
+  'POST /v1/journeys/{id}/validate': { url: `/v1/journeys/${fx.journeyId}/validate`, status: [404] },
+  'POST /v1/journeys/{id}/publish': { url: `/v1/journeys/${fx.journeyId}/publish`, status: [404] },
+  'GET /v1/journeys/{id}/versions': { url: `/v1/journeys/${fx.journeyId}/versions`, status: [404] },
+  'GET /v1/journeys/{id}/versions/{version}': { url: `/v1/journeys/${fx.journeyId}/versions/1`, status: [404] },
+  'POST /v1/journeys/{id}/pause': { url: `/v1/journeys/${fx.journeyId}/pause`, status: [404] },
+  'POST /v1/journeys/{id}/resume': { url: `/v1/journeys/${fx.journeyId}/resume`, status: [404] },
+  'POST /v1/journeys/{id}/archive': { url: `/v1/journeys/${fx.journeyId}/archive`, status: [404] },
+  'POST /v1/journeys/{id}/enrollments': { url: `/v1/journeys/${fx.journeyId}/enrollments`, body: { contact_id: fx.contactId }, status: [404] },
+  'GET /v1/journeys/{id}/enrollments': { url: `/v1/journeys/${fx.journeyId}/enrollments`, status: [404] },
+  'GET /v1/enrollments/{id}': { url: `/v1/enrollments/${fx.enrollmentId}`, status: [404] },
+  'POST /v1/enrollments/{id}/cancel': { url: `/v1/enrollments/${fx.enrollmentId}/cancel`, status: [404] },
+  'GET /v1/messages': { url: `/v1/messages?contact_id=${fx.contactId}`, status: [200] },
+  'GET /v1/messages/{id}': { url: `/v1/messages/${fx.messageId}`, status: [404] },
   // Operator routes: a tenant key never reaches them.
   'GET /v1/tenants': { url: '/v1/tenants', status: [401] },
   'POST /v1/tenants': { url: '/v1/tenants', body: { name: 'Sneaky' }, status: [401] },
@@ -82,6 +135,7 @@ async function snapshot(tenantId: string): Promise<string> {
     const { rows } = await api.db.query(`select * from ${table} where tenant_id = $1 order by 1`, [tenantId]);
     parts.push({ table, rows });
   }
+  for (const [table, sql] of Object.entries(CHILD_TABLES)) parts.push({ table, rows: (await api.db.query(sql, [tenantId])).rows });
   const { rows } = await api.db.query('select * from tenants where id = $1', [tenantId]);
   parts.push({ table: 'tenants', rows });
   return JSON.stringify(parts);
@@ -100,6 +154,19 @@ beforeAll(async () => {
   expect(supp.status).toBe(201);
   const ev = await api.call(a, 'POST', '/v1/events', { id: 'evt-a-1', name: 'signup', contact_id: contact.body.id, properties: { plan: 'secret-plan-a' } });
   expect(ev.status).toBe(202);
+  const template = await api.call(a, 'POST', '/v1/templates', { name: 'a-secret-template', channel: 'sms', body: 'secret-body-a' });
+  expect(template.status).toBe(201);
+  const journey = await api.call(a, 'POST', '/v1/journeys', { name: 'secret-journey-a', definition: journeyDefinition });
+  expect((await api.call(a, 'POST', `/v1/journeys/${journey.body.id}/publish`)).status).toBe(201);
+  const enrolled = await api.call(a, 'POST', `/v1/journeys/${journey.body.id}/enrollments`, { contact_id: contact.body.id, vars: { code: 'secret-var-a' } });
+  const enrollmentId = enrolled.body.enrolled[0].enrollment_id;
+  const messageId = '01900000-0000-7000-8000-00000000a001';
+  await api.db.query(
+    `insert into messages (id, tenant_id, contact_id, enrollment_id, journey_id, node, channel, status, idempotency_key, due_at, content, created_at, updated_at)
+     values ($1, $2, $3, $4, $5, 'hello', 'sms', 'queued', 'iso-1', now(), '{"body":"secret-body-a"}', now(), now())`,
+    [messageId, a.id, contact.body.id, enrollmentId, journey.body.id],
+  );
+  await api.db.query(`insert into message_status (message_id, status, at) values ($1, 'queued', now())`, [messageId]);
   fx = {
     contactId: contact.body.id,
     contactEmail: 'owner@a.example',
@@ -108,7 +175,27 @@ beforeAll(async () => {
     keyId: key.body.id,
     suppressionId: supp.body.id,
     eventSourceId: 'evt-a-1',
-    secrets: [contact.body.id, key.body.id, key.body.prefix, supp.body.id, 'blocked@a.example', 'secret-plan-a', a.id],
+    templateId: template.body.id,
+    templateName: 'a-secret-template',
+    journeyId: journey.body.id,
+    enrollmentId,
+    messageId,
+    secrets: [
+      contact.body.id,
+      key.body.id,
+      key.body.prefix,
+      supp.body.id,
+      'blocked@a.example',
+      'secret-plan-a',
+      a.id,
+      template.body.id,
+      'secret-body-a',
+      journey.body.id,
+      'secret-journey-a',
+      enrollmentId,
+      'secret-var-a',
+      messageId,
+    ],
   };
 });
 afterAll(() => api.close());

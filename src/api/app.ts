@@ -15,8 +15,12 @@ import { auditRoutes } from './routes/audit.js';
 import { consentRoutes } from './routes/consent.js';
 import { contactDetailRoutes } from './routes/contact-detail.js';
 import { contactRoutes } from './routes/contacts.js';
+import { enrollmentRoutes } from './routes/enrollments.js';
 import { eventRoutes } from './routes/events.js';
+import { journeyRoutes, journeySchemaRoute } from './routes/journeys.js';
+import { messageRoutes } from './routes/messages.js';
 import { suppressionRoutes } from './routes/suppressions.js';
+import { templateRoutes } from './routes/templates.js';
 import { tenantRoutes } from './routes/tenant.js';
 
 export interface AppDeps {
@@ -86,6 +90,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   await app.register(
     async (v1) => {
       await v1.register(adminRoutes, routeDeps);
+      await v1.register(journeySchemaRoute);
       await v1.register(async (scoped) => {
         scoped.decorateRequest('auth', null as never);
         scoped.addHook('onRequest', authenticate({ db: deps.db, adminToken: deps.adminToken }));
@@ -97,6 +102,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await scoped.register(suppressionRoutes, routeDeps);
         await scoped.register(eventRoutes, routeDeps);
         await scoped.register(auditRoutes, routeDeps);
+        await scoped.register(templateRoutes, routeDeps);
+        await scoped.register(journeyRoutes, routeDeps);
+        await scoped.register(enrollmentRoutes, routeDeps);
+        await scoped.register(messageRoutes, routeDeps);
       });
     },
     { prefix: '/v1' },

@@ -3,11 +3,13 @@ import { BULK_BODY_LIMIT } from '../api/app.js';
 import type { ApiErrorBody } from '../api/errors.js';
 import { MAX_BATCH } from '../api/schemas/contact.js';
 import type { ContactFields } from '../core/contact.js';
-import { InputError, NotFoundError } from '../core/errors.js';
+import { ConflictError, InputError, NotFoundError } from '../core/errors.js';
 import type { RowOutcome } from '../core/identity.js';
 import type { Tenant } from '../core/tenant.js';
 import type { ApiKeyRow } from '../store/apikeys.js';
-import { apiKeySummary, tenantSummary, type Backend } from './backend.js';
+import { JourneyProblemsError, type JourneySummary } from '../store/journeys.js';
+import type { TemplateRow } from '../store/templates.js';
+import { apiKeySummary, journeyListItem, tenantSummary, type Backend } from './backend.js';
 import { CliError } from './context.js';
 
 export interface ServerHolder {
@@ -56,6 +58,10 @@ export function httpBackend(server: ServerHolder): Backend {
     const message = error?.message ?? `${res.status} ${res.statusText}`;
     if (res.status === 404 && / not found$/.test(message)) throw new NotFoundError(message.replace(/ not found$/, ''));
     if (res.status === 400 && error?.fields?.length) throw new InputError(error.fields.map(({ field, message: m }) => ({ field, message: m })));
+    if (res.status === 409) throw new ConflictError(message, error?.fields?.[0]?.field);
+    if (res.status === 422 && error?.fields?.length) {
+      throw new JourneyProblemsError(error.fields.map(({ field, message: m }) => ({ field, message: m, ...nodeOf(m) })));
+    }
     if (res.status === 401) throw new CliError(`${where} refused the admin token in its lock file (${message}). Restart the server, or stop it and run this again.`);
     throw new CliError(`${where} answered ${method} ${path} with ${res.status}: ${message}`);
   };
@@ -92,6 +98,19 @@ export function httpBackend(server: ServerHolder): Backend {
     }));
     sent.results.forEach((o) => outcomes.push({ ...o, index: keep[o.index]! }));
     return outcomes.sort((a, b) => a.index - b.index);
+  };
+
+  /** Every page of a list route. */
+  const all = async <T>(path: string, tenant: string): Promise<T[]> => {
+    const out: T[] = [];
+    let cursor: string | null = null;
+    do {
+      const sep = path.includes('?') ? '&' : '?';
+      const page: { data: T[]; next_cursor: string | null } = await call('GET', `${path}${sep}limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { tenant });
+      out.push(...page.data);
+      cursor = page.next_cursor;
+    } while (cursor);
+    return out;
   };
 
   return {
@@ -136,6 +155,28 @@ export function httpBackend(server: ServerHolder): Backend {
       }
       return outcomes;
     },
+    async listJourneys(tenantId, name) {
+      return (await all<JourneySummary>(`/v1/journeys${name ? `?name=${encodeURIComponent(name)}` : ''}`, tenantId)).map(journeyListItem);
+    },
+    async createJourney(tenantId, name, definition) {
+      return journeyListItem(await call<JourneySummary>('POST', '/v1/journeys', { tenant: tenantId, body: JSON.stringify({ name, definition }) }));
+    },
+    async updateJourneyDraft(tenantId, journeyId, name, definition) {
+      return journeyListItem(await call<JourneySummary>('PATCH', `/v1/journeys/${encodeURIComponent(journeyId)}`, { tenant: tenantId, body: JSON.stringify({ name, definition }) }));
+    },
+    async publishJourney(tenantId, journeyId) {
+      const { version, status } = await call<{ version: number; status: JourneySummary['status'] }>('POST', `/v1/journeys/${encodeURIComponent(journeyId)}/publish`, { tenant: tenantId });
+      return { version, status };
+    },
+    async templateNames(tenantId) {
+      return (await all<TemplateRow>('/v1/templates', tenantId)).map((t) => t.name);
+    },
     async close() {},
   };
+}
+
+/** The API names the node at the head of the message (`node "x": …`). */
+function nodeOf(message: string): { node?: string } {
+  const m = /^node "([^"]+)": /.exec(message);
+  return m ? { node: m[1]! } : {};
 }

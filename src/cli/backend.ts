@@ -6,6 +6,8 @@ import { systemClock } from '../engine/clock.js';
 import { openStore } from '../server.js';
 import { createApiKey, listApiKeys, revokeApiKey, type ApiKeyRow } from '../store/apikeys.js';
 import { upsertContacts } from '../store/contacts.js';
+import { createJourney, listJourneys, patchJourney, publishJourney, type JourneyStatus, type JourneySummary } from '../store/journeys.js';
+import { listTemplates } from '../store/templates.js';
 import { readLock } from '../store/datadir-lock.js';
 import type { Db } from '../store/db.js';
 import { createTenantWithKey, getTenant, listTenants } from '../store/tenants.js';
@@ -29,7 +31,27 @@ export interface Backend {
   tenantSettings(tenantId: string): Promise<TenantSettings>;
   /** Upserts validated rows; one outcome per row, `index` being its position in `rows`. */
   upsertContacts(tenantId: string, rows: ContactFields[]): Promise<RowOutcome[]>;
+  /** Every journey of the tenant, oldest first; with `name`, those of that name. */
+  listJourneys(tenantId: string, name?: string): Promise<JourneyListItem[]>;
+  /** Creates a draft; a malformed definition is an InputError naming `definition.…` fields. */
+  createJourney(tenantId: string, name: string, definition: unknown): Promise<JourneyListItem>;
+  /** Replaces the draft and the name of a journey. */
+  updateJourneyDraft(tenantId: string, journeyId: string, name: string, definition: unknown): Promise<JourneyListItem>;
+  /** Publishes the draft; JourneyProblemsError when it cannot be. */
+  publishJourney(tenantId: string, journeyId: string): Promise<{ version: number; status: JourneyStatus }>;
+  /** Names of the tenant's stored templates. */
+  templateNames(tenantId: string): Promise<string[]>;
   close(): Promise<void>;
+}
+
+export interface JourneyListItem {
+  id: string;
+  name: string;
+  status: JourneyStatus;
+  version: number | null;
+  open_enrollments: number;
+  published_at: string | null;
+  updated_at: string;
 }
 
 export interface NewTenantInput {
@@ -65,6 +87,10 @@ export function apiKeySummary(k: Pick<ApiKeyRow, 'id' | 'name' | 'prefix'> & { c
   return { id: k.id, name: k.name, prefix: k.prefix, created_at: iso(k.created_at)!, last_used_at: iso(k.last_used_at), revoked_at: iso(k.revoked_at) };
 }
 
+export function journeyListItem(j: Pick<JourneySummary, 'id' | 'name' | 'status' | 'version' | 'open_enrollments'> & { published_at: Date | string | null; updated_at: Date | string }): JourneyListItem {
+  return { id: j.id, name: j.name, status: j.status, version: j.version, open_enrollments: j.open_enrollments, published_at: iso(j.published_at), updated_at: iso(j.updated_at)! };
+}
+
 /** Audit log actor for changes made by the CLI on the database itself. */
 const ACTOR = 'cli';
 
@@ -96,6 +122,39 @@ export function localBackend(db: Db, where: string, release: () => void = () => 
     },
     async upsertContacts(tenantId, rows) {
       return (await upsertContacts(db, tenantId, rows, systemClock.now())).outcomes;
+    },
+    async listJourneys(tenantId, name) {
+      await getTenant(db, tenantId);
+      const all: JourneyListItem[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await listJourneys(db, tenantId, { limit: 1000, cursor, name });
+        all.push(...page.data.map(journeyListItem));
+        cursor = page.next_cursor ?? undefined;
+      } while (cursor);
+      return all;
+    },
+    async createJourney(tenantId, name, definition) {
+      await getTenant(db, tenantId);
+      return journeyListItem(await createJourney(db, tenantId, { name, definition }, ACTOR, systemClock.now()));
+    },
+    async updateJourneyDraft(tenantId, journeyId, name, definition) {
+      return journeyListItem(await patchJourney(db, tenantId, journeyId, { name, definition }, ACTOR, systemClock.now()));
+    },
+    async publishJourney(tenantId, journeyId) {
+      const { version, status } = await publishJourney(db, tenantId, journeyId, ACTOR, systemClock.now());
+      return { version, status };
+    },
+    async templateNames(tenantId) {
+      await getTenant(db, tenantId);
+      const names: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await listTemplates(db, tenantId, { limit: 1000, cursor });
+        names.push(...page.data.map((t) => t.name));
+        cursor = page.next_cursor ?? undefined;
+      } while (cursor);
+      return names;
     },
     async close() {
       try {

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerApiKey } from './commands/apikey.js';
 import { registerContacts } from './commands/contacts.js';
+import { registerJourneys } from './commands/journeys.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerStart } from './commands/start.js';
 import { registerTenant } from './commands/tenant.js';
@@ -23,6 +24,7 @@ export async function main(argv: string[], ctx: CliContext = processContext()): 
   registerTenant(program, ctx);
   registerApiKey(program, ctx);
   registerContacts(program, ctx);
+  registerJourneys(program, ctx);
   registerWorker(program, ctx);
 
   let code = 0;

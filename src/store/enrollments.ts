@@ -50,12 +50,17 @@ export async function enrollContacts(tx: Queryable, target: EnrollTarget, reques
   const mode = target.reentry?.mode ?? 'never';
   const max = target.reentry?.max_entries ?? (mode === 'never' ? 1 : null);
   const cutoff = mode === 'cooldown' && target.reentry?.cooldown ? new Date(now.getTime() - durationMs(target.reentry.cooldown)) : null;
-  const contacts = [...first.keys()];
+  const { rows: openRows } = await tx.query<{ contact_id: string }>(
+    'select e.contact_id from unnest($2::uuid[]) as x(contact_id) join enrollments e on e.journey_id = $1 and e.contact_id = x.contact_id and e.ended_at is null',
+    [target.journey_id, [...first.keys()]],
+  );
+  const alreadyOpen = new Set(openRows.map((r) => r.contact_id));
+  const contacts = [...first.keys()].filter((c) => !alreadyOpen.has(c));
+  for (const c of alreadyOpen) result.skipped.push({ contact_id: c, reason: 'already_enrolled' });
+  if (!contacts.length) return result;
   const { rows: admitted } = await tx.query<{ contact_id: string }>(
     `insert into journey_entries as je (journey_id, contact_id, entries, last_entered_at)
-     select $1, x.contact_id, 1, $3
-       from unnest($2::uuid[]) as x(contact_id)
-      where not exists (select 1 from enrollments e where e.journey_id = $1 and e.contact_id = x.contact_id and e.ended_at is null)
+     select $1, x.contact_id, 1, $3 from unnest($2::uuid[]) as x(contact_id)
      on conflict (journey_id, contact_id) do update
         set entries = je.entries + 1, last_entered_at = excluded.last_entered_at
       where ($4::integer is null or je.entries < $4)
@@ -81,6 +86,12 @@ export async function enrollContacts(tx: Queryable, target: EnrollTarget, reques
       result.enrolled.push({ contact_id: r.contact_id, enrollment_id: r.id });
     }
     if (inserted.length) await notifyWork(tx);
+    // A concurrent trigger opened an enrollment between the check above and this insert: the
+    // entry counted for it did not happen.
+    const lost = rows.filter((r) => !open.has(r.contact_id)).map((r) => r.contact_id);
+    if (lost.length) {
+      await tx.query('update journey_entries set entries = entries - 1 where journey_id = $1 and contact_id = any($2::uuid[])', [target.journey_id, lost]);
+    }
   }
   for (const c of contacts) {
     if (open.has(c)) continue;

@@ -22,7 +22,20 @@ import type { OutgoingMessage, ProviderRegistry, SendResult } from './providers.
  */
 
 export const DEFAULT_DISPATCH_BATCH = 500;
-const LEASE_MS = 5 * 60_000;
+/**
+ * How long a 'sending' message belongs to the worker that claimed it; after that another worker
+ * sends it again. RAPPORT_SEND_LEASE_MS shortens it where waiting five minutes for a killed
+ * worker's messages is too long (the crash tests).
+ */
+const LEASE_MS = leaseMs(process.env.RAPPORT_SEND_LEASE_MS);
+
+function leaseMs(raw: string | undefined): number {
+  if (!raw?.trim()) return 5 * 60_000;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 100) throw new Error(`RAPPORT_SEND_LEASE_MS must be a whole number of milliseconds, at least 100, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
 /** Temporary failures retry after these delays, then fail. */
 export const RETRY_DELAYS_MS = [10_000, 60_000, 5 * 60_000, 30 * 60_000, 120 * 60_000];
 

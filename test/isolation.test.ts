@@ -113,6 +113,12 @@ const cases = (fx: Fixture): Record<string, Case> => ({
   'POST /v1/journeys/{id}/pause': { url: `/v1/journeys/${fx.journeyId}/pause`, status: [404] },
   'POST /v1/journeys/{id}/resume': { url: `/v1/journeys/${fx.journeyId}/resume`, status: [404] },
   'POST /v1/journeys/{id}/archive': { url: `/v1/journeys/${fx.journeyId}/archive`, status: [404] },
+  // A dry run on its own throwaway database: it reads B's tenant policy and nothing of A's.
+  'POST /v1/journeys/simulate': {
+    url: '/v1/journeys/simulate',
+    body: { definition: { entry: { api: true }, nodes: [{ id: 'hello', type: 'send', channel: 'sms', content: { body: 'hi' } }] }, contacts: 5, days: 1 },
+    status: [200],
+  },
   'POST /v1/journeys/{id}/enrollments': { url: `/v1/journeys/${fx.journeyId}/enrollments`, body: { contact_id: fx.contactId }, status: [404] },
   'GET /v1/journeys/{id}/enrollments': { url: `/v1/journeys/${fx.journeyId}/enrollments`, status: [404] },
   'GET /v1/enrollments/{id}': { url: `/v1/enrollments/${fx.enrollmentId}`, status: [404] },

@@ -19,6 +19,7 @@ import { enrollmentRoutes } from './routes/enrollments.js';
 import { eventRoutes } from './routes/events.js';
 import { journeyRoutes, journeySchemaRoute } from './routes/journeys.js';
 import { messageRoutes } from './routes/messages.js';
+import { simulateRoutes } from './routes/simulate.js';
 import { suppressionRoutes } from './routes/suppressions.js';
 import { templateRoutes } from './routes/templates.js';
 import { tenantRoutes } from './routes/tenant.js';
@@ -104,6 +105,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await scoped.register(auditRoutes, routeDeps);
         await scoped.register(templateRoutes, routeDeps);
         await scoped.register(journeyRoutes, routeDeps);
+        await scoped.register(simulateRoutes, routeDeps);
         await scoped.register(enrollmentRoutes, routeDeps);
         await scoped.register(messageRoutes, routeDeps);
       });

@@ -3,6 +3,7 @@ import { registerApiKey } from './commands/apikey.js';
 import { registerContacts } from './commands/contacts.js';
 import { registerJourneys } from './commands/journeys.js';
 import { registerMigrate } from './commands/migrate.js';
+import { registerSimulate } from './commands/simulate.js';
 import { registerStart } from './commands/start.js';
 import { registerTenant } from './commands/tenant.js';
 import { registerWorker } from './commands/worker.js';
@@ -26,6 +27,7 @@ export async function main(argv: string[], ctx: CliContext = processContext()): 
   registerContacts(program, ctx);
   registerJourneys(program, ctx);
   registerWorker(program, ctx);
+  registerSimulate(program, ctx);
 
   let code = 0;
   try {

@@ -272,6 +272,31 @@ describe('journey engine', () => {
     expect(sandbox.sent.some((s) => s.message.body === 'stage lead-7')).toBe(true);
   });
 
+  it('ends only the enrollment whose action template blows its bounds; the rest of the batch goes on', async () => {
+    await publishJourney(db, tenant, {
+      entry: { event: 'scored' },
+      nodes: [
+        {
+          id: 'heavy',
+          type: 'action',
+          update: { attributes: { done: '{% for a in (1..trigger.n) %}{% for b in (1..trigger.n) %}{% endfor %}{% endfor %}yes' } },
+          next: 'hello',
+        },
+        { id: 'hello', type: 'send', channel: 'email', content: { subject: 'Hi', body: 'done' } },
+      ],
+    });
+    const light = await contact();
+    const heavy = await contact();
+    await event(light, 'scored', { n: 2 });
+    await event(heavy, 'scored', { n: 20_000 });
+    await worker.drain();
+    expect(await enrollment(light)).toMatchObject({ status: 'completed' });
+    const failed = await enrollment(heavy);
+    expect(failed.status).toBe('failed');
+    expect(failed.end_reason).toMatch(/^at or after node "heavy": .*limit exceeded/);
+    expect(sandbox.sent.map((s) => s.message.to)).toHaveLength(1);
+  });
+
   it('parks a paused journey\'s enrollments and resumes them', async () => {
     const j = await publishJourney(db, tenant, {
       entry: { event: 'p' },

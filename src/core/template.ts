@@ -23,7 +23,9 @@ import { Liquid, type Template } from 'liquidjs';
 
 /** Bounds on what one template may cost: a template is tenant input that runs on the hot path. */
 const PARSE_LIMIT = 1_000_000;
-const RENDER_LIMIT_MS = 250;
+// Wall-clock time, as liquidjs measures it: generous, so a worker that the OS descheduled mid-render
+// does not fail a message; isRenderLimit() lets callers treat hitting it as worth a retry.
+const RENDER_LIMIT_MS = 1000;
 const MEMORY_LIMIT = 10_000_000;
 const CACHE_SIZE = 5_000;
 
@@ -88,6 +90,11 @@ export function templateProblems(source: string): string | null {
 export function render(source: string, scope: Record<string, unknown>): string {
   if (!source.includes('{')) return source;
   return text.renderSync(textCache.get(source), scope) as string;
+}
+
+/** True when rendering stopped at its time bound, which a busy machine can cause: retry later. */
+export function isRenderLimit(err: unknown): boolean {
+  return err instanceof Error && /template render limit exceeded/.test(err.message);
 }
 
 /** Renders email HTML: every output is HTML-escaped unless the author writes `| raw`. */

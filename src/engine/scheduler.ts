@@ -68,12 +68,11 @@ async function evaluateBatch(tx: Tx, now: Date, claimed: ClaimedEnrollment[]): P
   if (!live.length) return { steps: 0, messages: 0, queued: 0 };
 
   const pairs = live.map((e) => ({ tenant_id: e.tenant_id, contact_id: e.contact_id }));
-  const [versions, tenants, contacts, consent] = await Promise.all([
-    getVersions(tx, live),
-    tenantPolicies(tx, [...new Set(live.map((e) => e.tenant_id))]),
-    loadContacts(tx, [...new Set(live.map((e) => e.contact_id))]),
-    loadConsent(tx, pairs),
-  ]);
+  // One after another: a transaction's client runs one statement at a time anyway.
+  const versions = await getVersions(tx, live);
+  const tenants = await tenantPolicies(tx, [...new Set(live.map((e) => e.tenant_id))]);
+  const contacts = await loadContacts(tx, [...new Set(live.map((e) => e.contact_id))]);
+  const consent = await loadConsent(tx, pairs);
 
   // Suppressions are looked up by address hash; only the addresses this batch could send to.
   const addresses: { tenant_id: string; address: string }[] = [];
@@ -93,15 +92,14 @@ async function evaluateBatch(tx: Tx, now: Date, claimed: ClaimedEnrollment[]): P
   const engaged = live.filter((e) => versions.get(versionKey(e.journey_id, e.version))!.compiled.needs.engagement);
   const histories = historyNeeds(live, versions);
 
-  const [suppressed, recent, engagement, eventTimes] = await Promise.all([
-    loadSuppressed(tx, addresses),
-    capped.length ? loadRecentSends(tx, capped, new Date(now.getTime() - longest)) : Promise.resolve(new Map<string, { channel: string; at: Date }[]>()),
-    engaged.length ? loadEngagement(tx, engaged.map((e) => e.id)) : Promise.resolve(undefined),
-    histories.names.length ? loadEventTimes(tx, histories.pairs, histories.names, histories.since(now)) : Promise.resolve(undefined),
-  ]);
+  const suppressed = await loadSuppressed(tx, addresses);
+  const recent = capped.length ? await loadRecentSends(tx, capped, new Date(now.getTime() - longest)) : new Map<string, { channel: string; at: Date }[]>();
+  const engagement = engaged.length ? await loadEngagement(tx, engaged.map((e) => e.id)) : undefined;
+  const eventTimes = histories.names.length ? await loadEventTimes(tx, histories.pairs, histories.names, histories.since(now)) : undefined;
 
   const rows: OutcomeRow[] = [];
   const ended: ClaimedEnrollment[] = [];
+  const broken: { e: ClaimedEnrollment; reason: string }[] = [];
   for (const e of live) {
     const contact = contacts.get(e.contact_id);
     const tenant = tenants.get(e.tenant_id)!;
@@ -137,9 +135,16 @@ async function evaluateBatch(tx: Tx, now: Date, claimed: ClaimedEnrollment[]): P
       messages: engagement?.get(e.id),
     };
     const state: EnrollmentState = { id: e.id, contact_id: e.contact_id, node: e.node, wait: e.wait, vars: e.vars, memo: e.memo, steps: e.steps, entered_at: e.entered_at };
-    rows.push({ tenant_id: e.tenant_id, journey_id: e.journey_id, version: e.version, contact_id: e.contact_id, outcome: advance(state, env) });
+    try {
+      rows.push({ tenant_id: e.tenant_id, journey_id: e.journey_id, version: e.version, contact_id: e.contact_id, outcome: advance(state, env) });
+    } catch (err) {
+      // A template in an action that fails to render (over its time or memory bound) must not
+      // roll back the batch, or the same batch would fail again forever: this enrollment ends.
+      broken.push({ e, reason: `at or after node ${JSON.stringify(e.node ?? version.compiled.start)}: ${(err as Error).message}`.slice(0, 500) });
+    }
   }
   for (const [tenant, list] of groupBy(ended, (e) => e.tenant_id)) await endEnrollments(tx, tenant, list.map((e) => e.id), 'failed', 'contact no longer exists', now);
+  for (const { e, reason } of broken) await endEnrollments(tx, e.tenant_id, [e.id], 'failed', reason, now);
 
   const written = await writeOutcomes(tx, now, rows);
   const emitted = rows.flatMap((r) => r.outcome.emits.map((em) => ({ tenant_id: r.tenant_id, contact_id: r.contact_id, ...em })));

@@ -56,25 +56,24 @@ export async function onEventsRecorded(tx: Queryable, tenantId: string, events: 
   if (!events.length) return result;
   const names = [...new Set(events.map((e) => e.name))];
   const contactIds = [...new Set(events.map((e) => e.contact_id))];
-  const [{ rows: journeys }, { rows: open }] = await Promise.all([
-    tx.query<EntryJourney>(`select id, version, entry_event from journeys where tenant_id = $1 and status = 'active' and entry_event = any($2::text[])`, [tenantId, names]),
-    tx.query<OpenEnrollment>(
-      `select e.id, e.journey_id, e.version, e.contact_id, e.wait, e.due_at
-         from unnest($2::uuid[]) as x(contact_id) join enrollments e on e.tenant_id = $1 and e.contact_id = x.contact_id and e.ended_at is null`,
-      [tenantId, contactIds],
-    ),
-  ]);
+  const { rows: journeys } = await tx.query<EntryJourney>(
+    `select id, version, entry_event from journeys where tenant_id = $1 and status = 'active' and entry_event = any($2::text[])`,
+    [tenantId, names],
+  );
+  const { rows: open } = await tx.query<OpenEnrollment>(
+    `select e.id, e.journey_id, e.version, e.contact_id, e.wait, e.due_at
+       from unnest($2::uuid[]) as x(contact_id) join enrollments e on e.tenant_id = $1 and e.contact_id = x.contact_id and e.ended_at is null`,
+    [tenantId, contactIds],
+  );
   if (!journeys.length && !open.length) return result;
 
   const versions = await getVersions(tx, [...journeys.map((j) => ({ journey_id: j.id, version: j.version })), ...open]);
   const involved = [...new Set([...(journeys.length ? contactIds : []), ...open.map((o) => o.contact_id)])];
-  const [contacts, consent] = await Promise.all([
-    loadContacts(tx, involved),
-    loadConsent(
-      tx,
-      involved.map((c) => ({ tenant_id: tenantId, contact_id: c })),
-    ),
-  ]);
+  const contacts = await loadContacts(tx, involved);
+  const consent = await loadConsent(
+    tx,
+    involved.map((c) => ({ tenant_id: tenantId, contact_id: c })),
+  );
   const factsOf = (contactId: string): Omit<ConditionFacts, 'event'> | null => {
     const c = contacts.get(contactId);
     return c ? { contact: c, consent: consent.get(contactId) ?? ([] as ConsentEntry[]), vars: {}, now } : null;

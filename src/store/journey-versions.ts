@@ -42,7 +42,8 @@ export async function getVersions(db: Queryable, keys: Iterable<{ journey_id: st
   const out = new Map<string, LiveVersion>();
   const distinct = new Map<string, { journey_id: string; version: number }>();
   for (const k of keys) distinct.set(versionKey(k.journey_id, k.version), k);
-  await Promise.all([...distinct].map(async ([key, k]) => out.set(key, await getVersion(db, k.journey_id, k.version))));
+  // Sequential: `db` may be a transaction's client, which runs one statement at a time; most are cached.
+  for (const [key, k] of distinct) out.set(key, await getVersion(db, k.journey_id, k.version));
   return out;
 }
 

@@ -5,8 +5,60 @@ import type { Db, QueryResult, Tx } from './db.js';
  * A Db on embedded PGlite. dataDir undefined keeps the database in memory (tests).
  * PGlite runs one statement at a time, so its transactions serialise every other caller.
  */
-export async function openPglite(dataDir?: string): Promise<Db> {
-  return pgliteDb(await PGlite.create(dataDir ? { dataDir } : {}));
+export async function openPglite(dataDir?: string, opts: { maintenanceMs?: number } = {}): Promise<Db> {
+  const pg = await PGlite.create(dataDir ? { dataDir } : {});
+  // The pages are in memory or the OS cache: an index probe costs little more than a sequential
+  // read, and with the default (4.0) the planner hashes whole tables to join a batch of 500 ids.
+  await pg.exec('set random_page_cost = 1.1');
+  const db = pgliteDb(pg);
+  const every = opts.maintenanceMs ?? MAINTENANCE_MS;
+  if (every <= 0) return db;
+  const seen = new Map<string, number>();
+  let running = false;
+  const timer = setInterval(() => {
+    if (running || pg.closed) return;
+    running = true;
+    maintain(pg, seen)
+      .catch(() => undefined)
+      .finally(() => (running = false));
+  }, every);
+  timer.unref();
+  const close = db.close;
+  return {
+    ...db,
+    close: async () => {
+      clearInterval(timer);
+      await close();
+    },
+  };
+}
+
+const MAINTENANCE_MS = 60_000;
+const PAGE = 8192;
+
+/**
+ * PGlite runs no autovacuum: without this, planner statistics stay those of an empty database
+ * (so a batch's joins hash whole tables) and the dead rows of updated messages never go. A table
+ * that grew by a fifth (and 64 pages) since it was last seen is vacuumed and analysed; growth is
+ * what inserts and updates leave behind, and the size is cheap to read, unlike PGlite's
+ * statistics views, which it never fills.
+ */
+export async function maintain(pg: Pick<PGliteInterface, 'query' | 'exec'>, seen: Map<string, number>): Promise<string[]> {
+  const { rows } = await pg.query<{ name: string; pages: number }>(
+    `select quote_ident(c.relname) as name, (pg_relation_size(c.oid) / ${PAGE})::int as pages
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where c.relkind = 'r' and n.nspname = current_schema()`,
+  );
+  const done: string[] = [];
+  for (const { name, pages } of rows) {
+    const last = seen.get(name) ?? 0;
+    if (pages <= last * 1.2 + 64) continue;
+    await pg.exec(`vacuum analyze ${name}`);
+    const { rows: after } = await pg.query<{ pages: number }>(`select (pg_relation_size('${name.replace(/'/g, "''")}') / ${PAGE})::int as pages`);
+    seen.set(name, after[0]?.pages ?? pages);
+    done.push(name);
+  }
+  return done;
 }
 
 /** Wraps an open PGlite instance as a Db; closing the Db closes the instance. */

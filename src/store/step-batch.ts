@@ -1,5 +1,5 @@
 import type { ConsentEntry } from '../core/consent.js';
-import type { ContactFacts, EnrollmentStatus, Memo, StepOutcome, WaitState } from '../core/journey/engine.js';
+import type { ContactFacts, EnrollmentState, EnrollmentStatus, StepOutcome } from '../core/journey/engine.js';
 import { addressHash } from '../core/suppression.js';
 import type { FrequencyCap, QuietHours, SendWindow } from '../core/tenant.js';
 import { durationMs } from '../core/time.js';
@@ -11,18 +11,10 @@ import { newId } from './ids.js';
  * tenants: every lookup is keyed by ids that carry the tenant with them.
  */
 
-export interface ClaimedEnrollment {
-  id: string;
+export interface ClaimedEnrollment extends EnrollmentState {
   tenant_id: string;
   journey_id: string;
   version: number;
-  contact_id: string;
-  node: string | null;
-  wait: WaitState | null;
-  vars: Record<string, unknown>;
-  memo: Memo;
-  steps: number;
-  entered_at: Date;
   due_at: Date;
 }
 

@@ -11,7 +11,8 @@ import { openPostgres } from '../../src/store/postgres.js';
  * RAPPORT_TEST_DATABASE_URL is set (CI sets it). Each call gives a fresh database.
  */
 export const TEST_DATABASE_URL = process.env.RAPPORT_TEST_DATABASE_URL;
-export const TEMPLATE_DB = 'rapport_test_template';
+/** Per test run (set by the global setup), so runs on one server at the same time stay apart. */
+export const TEMPLATE_DB = process.env.RAPPORT_TEST_TEMPLATE_DB ?? `rapport_test_template_${process.pid}`;
 
 async function onServer(sql: string): Promise<void> {
   const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });

@@ -22,18 +22,22 @@ export interface ReplyFacts {
   at: Date;
 }
 
+/** What conditions and templates may read of a contact. */
+export interface ContactFacts {
+  id: string;
+  name: string | null;
+  email: string | null;
+  phone: string | null;
+  whatsapp: string | null;
+  time_zone: string | null;
+  locale: string | null;
+  external_id: string | null;
+  attributes: Record<string, unknown>;
+  tags: readonly string[];
+}
+
 export interface ConditionFacts {
-  contact: {
-    name: string | null;
-    email: string | null;
-    phone: string | null;
-    whatsapp: string | null;
-    time_zone: string | null;
-    locale: string | null;
-    external_id: string | null;
-    attributes: Record<string, unknown>;
-    tags: readonly string[];
-  };
+  contact: Omit<ContactFacts, 'id'>;
   consent: readonly ConsentEntry[];
   /** The event being matched: entry, goal, exit or awaited. */
   event?: { name: string; properties: Record<string, unknown> };

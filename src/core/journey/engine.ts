@@ -2,7 +2,8 @@ import type { ConsentEntry } from '../consent.js';
 import { addressFor, decideSend, type PolicySettings } from '../policy.js';
 import { renderDeep } from '../template.js';
 import { addDuration, dateAttributeMoment, nextLocalTime } from '../time.js';
-import { evaluate, type ConditionFacts } from './conditions.js';
+import { evaluate, type ConditionFacts, type ContactFacts } from './conditions.js';
+export type { ContactFacts } from './conditions.js';
 import type { ActionNode, BranchNode, JourneyNode, SendChannel, SendNode, SplitNode, WaitNode } from './definition.js';
 import { assignVariant } from './split.js';
 import type { CompiledJourney } from './validate.js';
@@ -45,18 +46,6 @@ export interface EnrollmentState {
   entered_at: Date;
 }
 
-export interface ContactFacts {
-  id: string;
-  name: string | null;
-  email: string | null;
-  phone: string | null;
-  whatsapp: string | null;
-  time_zone: string | null;
-  locale: string | null;
-  external_id: string | null;
-  attributes: Record<string, unknown>;
-  tags: string[];
-}
 
 export interface StepEnv {
   now: Date;

@@ -13,6 +13,8 @@ export interface Config {
   workers: number;
   /** Longest a worker sleeps between looks for due work when no notification arrives. */
   pollMs: number;
+  /** Seals provider credentials at rest; embedded, a key file beside the data is used when unset. */
+  secretKey?: string;
 }
 
 export const DEFAULT_DATA_DIR = '.rapport/data';
@@ -34,6 +36,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publicUrl: env.RAPPORT_PUBLIC_URL || undefined,
     workers: intSetting(env, 'RAPPORT_WORKERS', 1, 0, 64),
     pollMs: intSetting(env, 'RAPPORT_POLL_MS', 1000, 10, 60_000),
+    secretKey: env.RAPPORT_SECRET_KEY?.trim() || undefined,
   };
 }
 

@@ -3,12 +3,14 @@ import { pino, type Logger } from 'pino';
 import { buildApp, type App } from './api/app.js';
 import type { Config } from './config.js';
 import { systemClock, type Clock } from './engine/clock.js';
-import { sandboxRegistry, type ProviderRegistry } from './engine/providers.js';
+import { deliveryFor } from './channels/delivery.js';
+import type { ProviderRegistry } from './engine/providers.js';
 import { Worker } from './engine/worker.js';
 import type { Db } from './store/db.js';
 import { lockDataDir, type DataDirLock } from './store/datadir-lock.js';
 import { migrate } from './store/migrate.js';
 import { openDb } from './store/open.js';
+import { secretBox } from './store/secret-key.js';
 import { createTenantWithKey } from './store/tenants.js';
 
 export interface RunningServer {
@@ -59,13 +61,15 @@ export async function startServer(config: Config, opts: { clock?: Clock; logger?
   const workers: Worker[] = [];
   try {
     const firstTenant = await ensureFirstTenant(db);
-    const app = await buildApp({ db, clock, logger, adminToken: localAdminToken ?? config.adminToken, publicUrl: config.publicUrl });
+    const secrets = secretBox({ secretKey: config.secretKey, dataDir: config.store.kind === 'pglite' ? config.store.dataDir : undefined });
+    const delivery = deliveryFor(db, { secrets, publicUrl: config.publicUrl ?? null });
+    const app = await buildApp({ db, clock, logger, adminToken: localAdminToken ?? config.adminToken, publicUrl: config.publicUrl, secrets, adapters: delivery.adapters });
     await app.listen({ port: config.port, host: config.host });
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : config.port;
     const url = `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}`;
     lock?.update({ url });
-    const providers = opts.providers ?? sandboxRegistry();
+    const providers = opts.providers ?? delivery.router;
     for (let i = 0; i < config.workers; i++) {
       const w = new Worker({ db, clock, providers, logger, pollMs: config.pollMs });
       await w.start();

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SecretBox } from '../src/core/secrets.js';
+import { createAccount } from '../src/store/provider-accounts.js';
 import { testApi, type TestApi, type TestTenant } from './helpers/api.js';
 
 /**
@@ -24,6 +26,9 @@ interface Fixture {
   enrollmentId: string;
   messageId: string;
   secrets: string[];
+  providerId: string;
+  keywordPhrase: string;
+  whatsappTemplateId: string;
 }
 
 interface Case {
@@ -46,6 +51,10 @@ const TENANT_TABLES = [
   'journey_versions',
   'enrollments',
   'messages',
+  'provider_accounts',
+  'provider_routes',
+  'keywords',
+  'whatsapp_templates',
 ];
 
 /** Tables without a tenant_id column, reached through the rows they belong to. */
@@ -128,6 +137,24 @@ const cases = (fx: Fixture): Record<string, Case> => ({
   // Operator routes: a tenant key never reaches them.
   'GET /v1/tenants': { url: '/v1/tenants', status: [401] },
   'POST /v1/tenants': { url: '/v1/tenants', body: { name: 'Sneaky' }, status: [401] },
+  'GET /v1/providers': { url: '/v1/providers?kind=twilio', status: [200] },
+  // This app has no secret key, so B cannot create one at all (409 secret_key_required).
+  'POST /v1/providers': { url: '/v1/providers', body: { name: 'b-provider', kind: 'twilio', credentials: { token: 'b' }, config: { from: '+14155550123' } }, status: [400, 409] },
+  'GET /v1/providers/{id}': { url: `/v1/providers/${fx.providerId}`, status: [404] },
+  'PATCH /v1/providers/{id}': { url: `/v1/providers/${fx.providerId}`, body: { priority: 1 }, status: [404] },
+  'DELETE /v1/providers/{id}': { url: `/v1/providers/${fx.providerId}`, status: [404] },
+  'GET /v1/keywords': { url: '/v1/keywords', status: [200] },
+  'PUT /v1/keywords/{phrase}': { url: '/v1/keywords/stop', body: { action: 'none' }, status: [201] },
+  'DELETE /v1/keywords/{phrase}': { url: `/v1/keywords/${encodeURIComponent(fx.keywordPhrase)}`, status: [404] },
+  'GET /v1/whatsapp-templates': { url: '/v1/whatsapp-templates?name=a_secret_wa_template', status: [200] },
+  'POST /v1/whatsapp-templates': {
+    url: '/v1/whatsapp-templates',
+    body: { name: 'a_secret_wa_template', language: 'en_US', category: 'utility', components: [{ type: 'BODY', text: 'B {{1}}' }] },
+    status: [201],
+  },
+  'GET /v1/whatsapp-templates/{id}': { url: `/v1/whatsapp-templates/${fx.whatsappTemplateId}`, status: [404] },
+  'PATCH /v1/whatsapp-templates/{id}': { url: `/v1/whatsapp-templates/${fx.whatsappTemplateId}`, body: { status: 'paused' }, status: [404] },
+  'DELETE /v1/whatsapp-templates/{id}': { url: `/v1/whatsapp-templates/${fx.whatsappTemplateId}`, status: [404] },
 });
 
 let api: TestApi;
@@ -173,6 +200,27 @@ beforeAll(async () => {
     [messageId, a.id, contact.body.id, enrollmentId, journey.body.id],
   );
   await api.db.query(`insert into message_status (message_id, status, at) values ($1, 'queued', now())`, [messageId]);
+  // The test app has no secret key; A's account is written through the store with one.
+  const provider = await createAccount(
+    api.db,
+    {
+      secrets: new SecretBox('isolation-test-secret-key-0123456789abcdef'),
+      adapters: new Map([['twilio', { kind: 'twilio', channels: ['sms'], check: () => [], send: () => Promise.resolve({ ok: false, permanent: true, error: 'unused' }) }]]),
+    },
+    a.id,
+    { name: 'a-secret-provider', kind: 'twilio', credentials: { token: 'a-secret-provider-token' }, config: { from: '+14155550123' } },
+    'test',
+    new Date(),
+  );
+  const keyword = await api.call(a, 'PUT', `/v1/keywords/${encodeURIComponent('a secret phrase')}`, { action: 'intent', intent: 'a_secret_intent' });
+  expect(keyword.status).toBe(201);
+  const waTemplate = await api.call(a, 'POST', '/v1/whatsapp-templates', {
+    name: 'a_secret_wa_template',
+    language: 'en_US',
+    category: 'utility',
+    components: [{ type: 'BODY', text: 'secret-wa-body-a {{1}}' }],
+  });
+  expect(waTemplate.status).toBe(201);
   fx = {
     contactId: contact.body.id,
     contactEmail: 'owner@a.example',
@@ -186,6 +234,9 @@ beforeAll(async () => {
     journeyId: journey.body.id,
     enrollmentId,
     messageId,
+    providerId: provider.id,
+    keywordPhrase: 'a secret phrase',
+    whatsappTemplateId: waTemplate.body.id,
     secrets: [
       contact.body.id,
       key.body.id,
@@ -201,6 +252,13 @@ beforeAll(async () => {
       enrollmentId,
       'secret-var-a',
       messageId,
+      provider.id,
+      'a-secret-provider',
+      'a-secret-provider-token',
+      'a secret phrase',
+      'a_secret_intent',
+      waTemplate.body.id,
+      'secret-wa-body-a',
     ],
   };
 });

@@ -5,6 +5,8 @@ import addFormats from 'ajv-formats';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino, type Logger } from 'pino';
+import type { ChannelAdapter, ProviderKind } from '../channels/types.js';
+import type { SecretBox } from '../core/secrets.js';
 import type { Clock } from '../engine/clock.js';
 import type { Db } from '../store/db.js';
 import { authenticate } from './auth.js';
@@ -18,11 +20,14 @@ import { contactRoutes } from './routes/contacts.js';
 import { enrollmentRoutes } from './routes/enrollments.js';
 import { eventRoutes } from './routes/events.js';
 import { journeyRoutes, journeySchemaRoute } from './routes/journeys.js';
+import { keywordRoutes } from './routes/keywords.js';
 import { messageRoutes } from './routes/messages.js';
+import { providerRoutes } from './routes/providers.js';
 import { simulateRoutes } from './routes/simulate.js';
 import { suppressionRoutes } from './routes/suppressions.js';
 import { templateRoutes } from './routes/templates.js';
 import { tenantRoutes } from './routes/tenant.js';
+import { whatsappTemplateRoutes } from './routes/whatsapp-templates.js';
 
 export interface AppDeps {
   db: Db;
@@ -32,10 +37,14 @@ export interface AppDeps {
   adminToken?: string;
   /** The public base URL, written into the OpenAPI document. */
   publicUrl?: string;
+  /** Seals provider credentials; null or absent when RAPPORT_SECRET_KEY is not set. */
+  secrets?: SecretBox | null;
+  /** The provider adapters this build has, by kind. */
+  adapters?: ReadonlyMap<ProviderKind, ChannelAdapter>;
 }
 
 /** Everything a route module needs, passed down instead of reached for. */
-export type RouteDeps = Pick<AppDeps, 'db' | 'clock'> & { adminToken?: string };
+export type RouteDeps = Pick<AppDeps, 'db' | 'clock' | 'secrets' | 'adapters' | 'publicUrl'> & { adminToken?: string };
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 /** Bulk routes carry up to 10,000 items. */
@@ -87,7 +96,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  const routeDeps: RouteDeps = { db: deps.db, clock: deps.clock, adminToken: deps.adminToken };
+  const routeDeps: RouteDeps = { db: deps.db, clock: deps.clock, adminToken: deps.adminToken, secrets: deps.secrets, adapters: deps.adapters, publicUrl: deps.publicUrl };
   await app.register(
     async (v1) => {
       await v1.register(adminRoutes, routeDeps);
@@ -108,6 +117,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await scoped.register(simulateRoutes, routeDeps);
         await scoped.register(enrollmentRoutes, routeDeps);
         await scoped.register(messageRoutes, routeDeps);
+        await scoped.register(providerRoutes, routeDeps);
+        await scoped.register(keywordRoutes, routeDeps);
+        await scoped.register(whatsappTemplateRoutes, routeDeps);
       });
     },
     { prefix: '/v1' },

@@ -1,14 +1,15 @@
 import type { ActionNode, SendContent, SendNode } from '../core/journey/definition.js';
 import { templateScope, type ContactFacts, type Wake } from '../core/journey/engine.js';
 import { decideSend } from '../core/policy.js';
-import { render, renderDeep, renderHtml } from '../core/template.js';
+import { isRenderLimit, render, renderDeep, renderHtml } from '../core/template.js';
 import { durationMs } from '../core/time.js';
 import { resolveZone } from '../core/zone.js';
 import type { Db, Queryable } from '../store/db.js';
 import { notifyWork } from '../store/enrollments.js';
+import { applyPendingReceipts } from '../store/message-status.js';
 import { getVersions, versionKey, type LiveVersion } from '../store/journey-versions.js';
 import { isSuppressedIn, loadConsent, loadContacts, loadSuppressed, tenantPolicies } from '../store/step-batch.js';
-import type { OutgoingMessage, ProviderRegistry, SendResult } from './providers.js';
+import type { Delivery, OutgoingMessage, ProviderRegistry, SendResult } from './providers.js';
 
 /**
  * Takes due messages off the outbox and hands them to providers:
@@ -36,8 +37,26 @@ function leaseMs(raw: string | undefined): number {
   return n;
 }
 
-/** Temporary failures retry after these delays, then fail. */
-export const RETRY_DELAYS_MS = [10_000, 60_000, 5 * 60_000, 30 * 60_000, 120 * 60_000];
+/**
+ * Temporary failures retry after these delays, then fail: three quick retries for a blip, then
+ * 5, 30 and 120 minutes for an outage. RAPPORT_RETRY_SCHEDULE replaces it ("5s,20s,1m,5m,30m,2h").
+ * Rate-limit answers wait as long as the provider asks and count no attempt.
+ */
+export const RETRY_DELAYS_MS = retrySchedule(process.env.RAPPORT_RETRY_SCHEDULE);
+
+export function retrySchedule(raw: string | undefined): number[] {
+  if (!raw?.trim()) return [5_000, 20_000, 60_000, 5 * 60_000, 30 * 60_000, 120 * 60_000];
+  const parts = raw.split(',').map((s) => s.trim());
+  try {
+    const delays = parts.map((p) => durationMs(p));
+    if (delays.some((d) => d <= 0)) throw new Error('every delay must be positive');
+    return delays;
+  } catch (err) {
+    throw new Error(`RAPPORT_RETRY_SCHEDULE must be a comma-separated list of durations such as "5s,20s,1m,5m,30m,2h": ${(err as Error).message}`, { cause: err });
+  }
+}
+/** A provider asking to slow down for longer than this is treated as a failure worth an attempt. */
+const MAX_RATE_LIMIT_WAIT_MS = 60 * 60_000;
 
 interface ClaimedMessage {
   id: string;
@@ -94,14 +113,21 @@ export async function runDispatchBatch(db: Db, now: () => Date, providers: Provi
     const retry: Record<string, unknown>[] = [];
     const failed: Record<string, unknown>[] = [];
     const wakes: { id: string; node: string; wake: Wake }[] = [];
-    outcomes.forEach(({ rendered, result: r, wake }, i) => {
+    outcomes.forEach(({ rendered, result: r, wake, account_id }, i) => {
       const m = ready[i]!.msg;
       if (wake && m.enrollment_id && m.node) wakes.push({ id: m.enrollment_id, node: m.node, wake });
-      if (r.ok) sent.push({ id: m.id, provider: r.provider, provider_message_id: r.provider_message_id, rendered, cost: r.cost ?? null, currency: r.currency ?? null });
-      else if (!r.permanent && m.attempts < RETRY_DELAYS_MS.length) {
-        const delay = Math.max(r.retry_after_ms ?? 0, RETRY_DELAYS_MS[m.attempts - 1] ?? RETRY_DELAYS_MS[0]!);
-        retry.push({ id: m.id, due_at: new Date(at.getTime() + delay), error: r.error });
-      } else failed.push({ id: m.id, error: r.error });
+      if (r.ok) {
+        sent.push({ id: m.id, provider: r.provider, provider_message_id: r.provider_message_id, rendered, cost: r.cost ?? null, currency: r.currency ?? null, account_id: account_id ?? null });
+        return;
+      }
+      const code = 'code' in r ? r.code : undefined;
+      if (!r.permanent && code === 'rate_limited' && (r.retry_after_ms ?? 0) <= MAX_RATE_LIMIT_WAIT_MS) {
+        // Waiting out a rate limit is not an attempt: the provider never looked at the message.
+        retry.push({ id: m.id, due_at: new Date(at.getTime() + Math.max(r.retry_after_ms ?? 1000, 100)), error: r.error, refund: true });
+      } else if (!r.permanent && m.attempts <= RETRY_DELAYS_MS.length) {
+        const delay = Math.max(r.retry_after_ms ?? 0, RETRY_DELAYS_MS[m.attempts - 1]!);
+        retry.push({ id: m.id, due_at: new Date(at.getTime() + delay), error: r.error, refund: false });
+      } else failed.push({ id: m.id, error: code ? `${code}: ${r.error}` : r.error });
     });
     result.sent = sent.length;
     result.failed = failed.length;
@@ -109,18 +135,21 @@ export async function runDispatchBatch(db: Db, now: () => Date, providers: Provi
       await tx.query(
         `with u as (
            update messages m set status = 'sent', provider = x.provider, provider_message_id = x.provider_message_id, rendered = x.rendered,
-                  cost = x.cost, currency = x.currency, sent_at = $2, updated_at = $2, due_at = null
-             from jsonb_to_recordset($1::jsonb) as x(id uuid, provider text, provider_message_id text, rendered jsonb, cost numeric, currency text)
+                  cost = x.cost, currency = x.currency, account_id = x.account_id, sent_at = $2, updated_at = $2, due_at = null
+             from jsonb_to_recordset($1::jsonb) as x(id uuid, provider text, provider_message_id text, rendered jsonb, cost numeric, currency text, account_id uuid)
             where m.id = x.id and m.status = 'sending' returning m.id)
          insert into message_status (message_id, status, at) select id, 'sent', $2 from u`,
         [JSON.stringify(sent), at],
       );
+      const real = sent.filter((x) => x.provider !== 'sandbox') as { id: string; provider: string; provider_message_id: string }[];
+      if (real.length) await applyPendingReceipts(tx, real, at);
     }
     if (retry.length) {
       await tx.query(
         `with u as (
-           update messages m set status = 'queued', due_at = x.due_at, reason = x.error, updated_at = $2
-             from jsonb_to_recordset($1::jsonb) as x(id uuid, due_at timestamptz, error text)
+           update messages m set status = 'queued', due_at = x.due_at, reason = x.error, updated_at = $2,
+                  attempts = case when x.refund then m.attempts - 1 else m.attempts end
+             from jsonb_to_recordset($1::jsonb) as x(id uuid, due_at timestamptz, error text, refund boolean)
             where m.id = x.id and m.status = 'sending' returning m.id, x.error)
          insert into message_status (message_id, status, at, detail) select id, 'queued', $2, jsonb_build_object('retry', error) from u`,
         [JSON.stringify(retry), at],
@@ -155,19 +184,18 @@ export async function runDispatchBatch(db: Db, now: () => Date, providers: Provi
 /** The policy's last word before a message leaves: consent, suppression and allowed hours, as of now. */
 async function recheck(tx: Queryable, now: Date, claimed: ClaimedMessage[], result: DispatchResult): Promise<Prepared[]> {
   const pairs = claimed.map((m) => ({ tenant_id: m.tenant_id, contact_id: m.contact_id }));
-  const [contacts, consent, tenants, versions, suppressed] = await Promise.all([
-    loadContacts(tx, [...new Set(claimed.map((m) => m.contact_id))]),
-    loadConsent(tx, pairs),
-    tenantPolicies(tx, [...new Set(claimed.map((m) => m.tenant_id))]),
-    getVersions(
-      tx,
-      claimed.flatMap((m) => (m.journey_id && m.content.version !== undefined ? [{ journey_id: m.journey_id, version: m.content.version }] : [])),
-    ),
-    loadSuppressed(
-      tx,
-      claimed.flatMap((m) => (m.to_address ? [{ tenant_id: m.tenant_id, address: m.to_address }] : [])),
-    ),
-  ]);
+  // One after another: a transaction's client runs one statement at a time anyway.
+  const contacts = await loadContacts(tx, [...new Set(claimed.map((m) => m.contact_id))]);
+  const consent = await loadConsent(tx, pairs);
+  const tenants = await tenantPolicies(tx, [...new Set(claimed.map((m) => m.tenant_id))]);
+  const versions = await getVersions(
+    tx,
+    claimed.flatMap((m) => (m.journey_id && m.content.version !== undefined ? [{ journey_id: m.journey_id, version: m.content.version }] : [])),
+  );
+  const suppressed = await loadSuppressed(
+    tx,
+    claimed.flatMap((m) => (m.to_address ? [{ tenant_id: m.tenant_id, address: m.to_address }] : [])),
+  );
   const go: Prepared[] = [];
   const hold: { id: string; due_at: Date; reason: string }[] = [];
   const block: { id: string; reason: string }[] = [];
@@ -269,7 +297,12 @@ function contentOf(p: Prepared): SendContent | undefined {
   return node?.type === 'send' ? node.content : undefined;
 }
 
-type Delivered = { rendered: Record<string, unknown> | null; result: (SendResult & { provider?: string }) | { ok: true; provider: string; provider_message_id: string; cost?: number; currency?: string }; wake?: Wake };
+type Delivered = {
+  rendered: Record<string, unknown> | null;
+  result: (SendResult & { provider?: string }) | { ok: true; provider: string; provider_message_id: string; cost?: number; currency?: string };
+  account_id?: string | null;
+  wake?: Wake;
+};
 
 async function deliver(p: Prepared, templates: Map<string, TemplateRow>, providers: ProviderRegistry): Promise<Delivered & { result: { ok: boolean } }> {
   const scope = templateScope(p.contact, p.msg.content.vars ?? {}, p.version?.name ?? null);
@@ -299,17 +332,17 @@ async function deliver(p: Prepared, templates: Map<string, TemplateRow>, provide
       ...(url !== undefined ? { url: render(url, scope) } : {}),
     };
   } catch (err) {
-    return { rendered: null, result: { ok: false, permanent: true, error: `render: ${(err as Error).message}` } };
+    return { rendered: null, result: { ok: false, permanent: !isRenderLimit(err), error: `render: ${(err as Error).message}` } };
   }
-  const provider = providers.providerFor(p.msg.tenant_id, p.msg.channel);
-  let result: SendResult;
+  let delivery: Delivery;
   try {
-    result = await provider.send(out);
+    delivery = await providers.send(out);
   } catch (err) {
-    result = { ok: false, permanent: false, error: (err as Error).message };
+    // Loading the tenant's accounts failed (database, secret key): the message is not at fault.
+    delivery = { provider: 'unknown', account_id: null, result: { ok: false, permanent: false, code: 'config', error: (err as Error).message } };
   }
   const { id: _id, tenant_id: _t, idempotency_key: _k, ...rendered } = out;
-  return { rendered, result: result.ok ? { ...result, provider: provider.name } : result };
+  return { rendered, result: delivery.result.ok ? { ...delivery.result, provider: delivery.provider } : delivery.result, account_id: delivery.account_id };
 }
 
 /** An action node's webhook: its JSON answer goes back to the enrollment, which waits for it. */

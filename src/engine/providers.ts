@@ -1,33 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import type { SendChannel } from '../core/journey/definition.js';
+import type { OutgoingMessage, SendResult } from '../channels/types.js';
 
-/** A message rendered and addressed, as a provider adapter receives it. */
-export interface OutgoingMessage {
-  id: string;
-  tenant_id: string;
-  channel: SendChannel;
-  to: string | null;
-  idempotency_key: string;
-  subject?: string;
-  body?: string;
-  html?: string;
-  whatsapp_template?: { name: string; language: string; parameters: string[] };
-  url?: string;
-  options?: Record<string, unknown>;
+export type { OutgoingMessage, SendResult } from '../channels/types.js';
+
+/** Where a message went and what the provider answered. */
+export interface Delivery {
+  result: SendResult;
+  /** The provider kind ('sandbox', 'twilio', ...). */
+  provider: string;
+  /** The tenant's provider account; null for the built-in sandbox. */
+  account_id: string | null;
 }
 
-export type SendResult =
-  | { ok: true; provider_message_id: string; cost?: number; currency?: string }
-  | { ok: false; permanent: boolean; error: string; retry_after_ms?: number };
-
-export interface Provider {
-  readonly name: string;
-  send(msg: OutgoingMessage): Promise<SendResult>;
-}
-
-/** Chooses the provider for a tenant's channel. Real adapters plug in here; sandbox is the default. */
+/** Hands a message to the provider configured for its tenant and channel. */
 export interface ProviderRegistry {
-  providerFor(tenantId: string, channel: SendChannel): Provider;
+  send(msg: OutgoingMessage): Promise<Delivery>;
 }
 
 export interface SandboxSend {
@@ -41,7 +28,7 @@ export interface SandboxSend {
  * key it has seen (a worker died after the call and before recording it) answers with the first
  * provider id and is counted, so the rare repeat the delivery guarantee allows is measured.
  */
-export class SandboxProvider implements Provider {
+export class SandboxProvider {
   readonly name = 'sandbox';
   readonly sent: SandboxSend[] = [];
   repeats = 0;
@@ -69,5 +56,5 @@ export class SandboxProvider implements Provider {
 
 /** Every channel of every tenant goes to one sandbox: the default until providers are configured. */
 export function sandboxRegistry(sandbox = new SandboxProvider()): ProviderRegistry & { sandbox: SandboxProvider } {
-  return { sandbox, providerFor: () => sandbox };
+  return { sandbox, send: async (msg) => ({ result: await sandbox.send(msg), provider: sandbox.name, account_id: null }) };
 }

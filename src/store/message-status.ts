@@ -124,3 +124,68 @@ function apply(m: Current, u: StatusUpdate): boolean {
   if (forward) m.status = u.status;
   return first || forward;
 }
+
+/** A receipt as a provider's webhook gives it: by the provider's message id. */
+export interface ProviderReceipt {
+  provider_message_id: string;
+  status: ReceiptStatus | 'sent';
+  at: Date;
+  detail?: Record<string, unknown>;
+}
+
+/**
+ * Applies receipts addressed by provider id. A receipt for an id not recorded yet is kept in
+ * pending_receipts until the dispatcher records the message as sent (applyPendingReceipts):
+ * fast providers call back before their own API answer has been written down. Returns the
+ * message ids the receipts found.
+ */
+export async function recordProviderReceipts(tx: Queryable, provider: string, receipts: readonly ProviderReceipt[], receivedAt: Date): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  if (!receipts.length) return found;
+  const ids = [...new Set(receipts.map((r) => r.provider_message_id))];
+  const { rows } = await tx.query<{ id: string; provider_message_id: string }>(
+    `select m.id, m.provider_message_id from messages m where m.provider = $1 and m.provider_message_id = any($2::text[])`,
+    [provider, ids],
+  );
+  for (const r of rows) found.set(r.provider_message_id, r.id);
+  const updates: StatusUpdate[] = [];
+  const pending: ProviderReceipt[] = [];
+  for (const r of receipts) {
+    const id = found.get(r.provider_message_id);
+    if (!id) pending.push(r);
+    // 'sent' is what the dispatcher records itself; the provider saying so adds nothing.
+    else if (r.status !== 'sent') updates.push({ message_id: id, status: r.status, at: r.at, ...(r.detail ? { detail: r.detail } : {}) });
+  }
+  await recordStatuses(tx, updates);
+  const waiting = pending.filter((r) => r.status !== 'sent');
+  if (waiting.length) {
+    await tx.query(
+      `insert into pending_receipts (provider, provider_message_id, status, at, detail, received_at)
+       select $1, x.provider_message_id, x.status, x.at, x.detail, $3 from jsonb_to_recordset($2::jsonb) as x(provider_message_id text, status text, at timestamptz, detail jsonb)`,
+      [provider, JSON.stringify(waiting.map((r) => ({ ...r, at: r.at.toISOString(), detail: r.detail ?? null }))), receivedAt],
+    );
+  }
+  return found;
+}
+
+/** How long a receipt may wait for its message before it is dropped as belonging to none. */
+export const PENDING_RECEIPT_TTL_MS = 24 * 3600_000;
+
+/** Applies the receipts that arrived before these messages were recorded as sent. */
+export async function applyPendingReceipts(tx: Queryable, sent: readonly { id: string; provider: string; provider_message_id: string }[], now: Date): Promise<number> {
+  if (!sent.length) return 0;
+  const { rows } = await tx.query<{ provider: string; provider_message_id: string; status: ReceiptStatus; at: Date; detail: Record<string, unknown> | null }>(
+    `delete from pending_receipts p using unnest($1::text[], $2::text[]) as x(provider, provider_message_id)
+      where p.provider = x.provider and p.provider_message_id = x.provider_message_id
+      returning p.provider, p.provider_message_id, p.status, p.at, p.detail`,
+    [sent.map((s) => s.provider), sent.map((s) => s.provider_message_id)],
+  );
+  // Housekeeping rides along, rarely: receipts for messages that will never be recorded.
+  if (Math.random() < 0.01) await tx.query(`delete from pending_receipts where received_at < $1`, [new Date(now.getTime() - PENDING_RECEIPT_TTL_MS)]);
+  if (!rows.length) return 0;
+  const byKey = new Map(sent.map((s) => [`${s.provider}|${s.provider_message_id}`, s.id]));
+  return recordStatuses(
+    tx,
+    rows.map((r) => ({ message_id: byKey.get(`${r.provider}|${r.provider_message_id}`)!, status: r.status, at: new Date(r.at), ...(r.detail ? { detail: r.detail } : {}) })),
+  );
+}

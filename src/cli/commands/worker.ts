@@ -2,9 +2,10 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import { loadConfig } from '../../config.js';
 import { systemClock } from '../../engine/clock.js';
-import { sandboxRegistry } from '../../engine/providers.js';
+import { deliveryFor } from '../../channels/delivery.js';
 import { Worker } from '../../engine/worker.js';
 import { openStore } from '../../server.js';
+import { secretBox } from '../../store/secret-key.js';
 import type { CliContext } from '../context.js';
 
 export function registerWorker(program: Command, ctx: CliContext): void {
@@ -21,7 +22,7 @@ export function registerWorker(program: Command, ctx: CliContext): void {
       if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`--concurrency must be a whole number from 1 to 64, got ${JSON.stringify(opts.concurrency)}`);
       const logger = pino({ level: config.logLevel });
       const { db } = await openStore(config, logger);
-      const providers = sandboxRegistry();
+      const providers = deliveryFor(db, { secrets: secretBox({ secretKey: config.secretKey }), publicUrl: config.publicUrl ?? null }).router;
       const workers = Array.from({ length: n }, () => new Worker({ db, clock: systemClock, providers, logger, pollMs: config.pollMs }));
       await Promise.all(workers.map((w) => w.start()));
       ctx.stdout.write(`rapport worker: ${n} worker${n === 1 ? '' : 's'} running (pid ${process.pid}); Ctrl-C stops\n`);

@@ -1,0 +1,30 @@
+import type { SecretBox } from '../core/secrets.js';
+import { SandboxProvider, sandboxRegistry } from '../engine/providers.js';
+import type { Db } from '../store/db.js';
+import { loadAccounts } from '../store/provider-accounts.js';
+import { builtInAdapters } from './adapters/index.js';
+import { ProviderRouter } from './router.js';
+import type { ChannelAdapter, ProviderKind } from './types.js';
+
+export interface DeliverySetup {
+  router: ProviderRouter;
+  adapters: ReadonlyMap<ProviderKind, ChannelAdapter>;
+  sandbox: SandboxProvider;
+}
+
+/**
+ * What the server and `rapport worker` send through: the tenant's provider accounts with
+ * failover, circuits and sender throughput, and the sandbox for channels without an account.
+ */
+export function deliveryFor(db: Db, opts: { secrets: SecretBox | null; publicUrl?: string | null; processes?: number; sandbox?: SandboxProvider }): DeliverySetup {
+  const sandbox = opts.sandbox ?? new SandboxProvider();
+  const adapters = builtInAdapters(sandbox);
+  const router = new ProviderRouter({
+    adapters,
+    accounts: async (tenantId, channel) => [...(await loadAccounts(db, opts.secrets, tenantId, channel))],
+    fallback: sandboxRegistry(sandbox),
+    publicUrl: opts.publicUrl ?? null,
+    processes: opts.processes,
+  });
+  return { router, adapters, sandbox };
+}

@@ -1,0 +1,121 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { SendResult } from '../src/channels/types.js';
+import { ManualClock } from '../src/engine/clock.js';
+import { RETRY_DELAYS_MS, retrySchedule } from '../src/engine/dispatcher.js';
+import type { Delivery, OutgoingMessage, ProviderRegistry } from '../src/engine/providers.js';
+import { Worker } from '../src/engine/worker.js';
+import { createContact } from '../src/store/contacts.js';
+import type { Db } from '../src/store/db.js';
+import { ingestEvents } from '../src/store/events.js';
+import { recordProviderReceipts } from '../src/store/message-status.js';
+import { createTenant } from '../src/store/tenants.js';
+import { freshDb } from './helpers/db.js';
+import { allowAnyTime, grantAll, publishJourney } from './helpers/journeys.js';
+
+/** A provider whose next answers are scripted; every call is recorded. */
+class ScriptedProvider implements ProviderRegistry {
+  readonly calls: OutgoingMessage[] = [];
+  answers: (() => SendResult | Promise<SendResult>)[] = [];
+  async send(msg: OutgoingMessage): Promise<Delivery> {
+    this.calls.push(msg);
+    const next = this.answers.shift() ?? (() => ({ ok: true, provider_message_id: `SM${this.calls.length}` }) as SendResult);
+    return { provider: 'twilio', account_id: null, result: await next() };
+  }
+}
+
+let db: Db;
+let clock: ManualClock;
+let provider: ScriptedProvider;
+let worker: Worker;
+let tenant: string;
+
+beforeAll(async () => {
+  db = await freshDb();
+});
+afterAll(() => db.close());
+
+beforeEach(async () => {
+  clock = new ManualClock('2026-03-02T15:00:00Z');
+  provider = new ScriptedProvider();
+  worker = new Worker({ db, clock, providers: provider });
+  tenant = (await createTenant(db, { name: `Dispatch ${Math.random()}`, time_zone: 'America/New_York' })).id;
+  await allowAnyTime(db, tenant);
+  await publishJourney(db, tenant, { entry: { event: 'go' }, nodes: [{ id: 'sms', type: 'send', channel: 'sms', content: { body: 'Hello' } }] });
+});
+
+async function enrolOne(): Promise<string> {
+  const n = Math.floor(Math.random() * 1e7).toString().padStart(7, '0');
+  const c = await createContact(db, tenant, { phone: `+1212${2 + (Number(n[0]) % 8)}${n.slice(1)}` }, {}, clock.now());
+  await grantAll(db, tenant, [c.id], ['sms']);
+  await ingestEvents(db, tenant, [{ name: 'go', contact_id: c.id }], clock.now(), {});
+  await worker.drain();
+  return c.id;
+}
+
+const message = async (contactId: string) => (await db.query<any>('select * from messages where contact_id = $1', [contactId])).rows[0];
+const timeline = async (id: string) => (await db.query<{ status: string }>('select status from message_status where message_id = $1 order by at, status', [id])).rows.map((r) => r.status);
+
+describe('dispatcher retries and provider answers', () => {
+  it('retries a temporary failure on the schedule: three quick retries, then 5, 30 and 120 minutes, then fails', async () => {
+    expect(RETRY_DELAYS_MS).toEqual([5_000, 20_000, 60_000, 300_000, 1_800_000, 7_200_000]);
+    provider.answers = Array.from({ length: 7 }, () => () => ({ ok: false, permanent: false, code: 'server', error: 'HTTP 503' }));
+    const c = await enrolOne();
+    const start = clock.now().getTime();
+    const dues: number[] = [];
+    for (const delay of RETRY_DELAYS_MS) {
+      const m = await message(c);
+      expect(m.status).toBe('queued');
+      dues.push(new Date(m.due_at).getTime() - start);
+      clock.advance(delay);
+      await worker.drain();
+    }
+    expect(dues).toEqual(RETRY_DELAYS_MS.reduce<number[]>((acc, d) => [...acc, (acc.at(-1) ?? 0) + d], []));
+    const m = await message(c);
+    expect(m).toMatchObject({ status: 'failed', attempts: 7 });
+    expect(m.reason).toBe('server: HTTP 503');
+    expect(provider.calls).toHaveLength(7);
+  });
+
+  it('waits out a rate limit as long as asked, without counting an attempt', async () => {
+    provider.answers = [() => ({ ok: false, permanent: false, code: 'rate_limited', error: 'HTTP 429', retry_after_ms: 2_500 })];
+    const c = await enrolOne();
+    let m = await message(c);
+    expect(m).toMatchObject({ status: 'queued', attempts: 0 });
+    expect(new Date(m.due_at).getTime() - clock.now().getTime()).toBe(2_500);
+    clock.advance(2_500);
+    await worker.drain();
+    m = await message(c);
+    expect(m).toMatchObject({ status: 'sent', attempts: 1, provider: 'twilio', provider_message_id: 'SM2' });
+  });
+
+  it('records a permanent failure at once with its code, and the journey goes on', async () => {
+    provider.answers = [() => ({ ok: false, permanent: true, code: 'invalid_recipient', error: 'The number is not a mobile number' })];
+    const c = await enrolOne();
+    expect(await message(c)).toMatchObject({ status: 'failed', attempts: 1, reason: 'invalid_recipient: The number is not a mobile number' });
+    const { rows } = await db.query<any>('select status from enrollments where contact_id = $1', [c]);
+    expect(rows[0].status).toBe('completed');
+  });
+
+  it('keeps a receipt that came before the message was recorded, and applies it when it is', async () => {
+    // The provider calls back inside its own send call: the receipt beats the dispatcher's record.
+    let found: Map<string, string> | undefined;
+    provider.answers = [
+      async () => {
+        found = await db.transaction((tx) => recordProviderReceipts(tx, 'twilio', [{ provider_message_id: 'SMfast', status: 'delivered', at: clock.now() }], clock.now()));
+        return { ok: true, provider_message_id: 'SMfast' };
+      },
+    ];
+    const c = await enrolOne();
+    expect(found?.size).toBe(0);
+    const m = await message(c);
+    expect(m.status).toBe('delivered');
+    expect(await timeline(m.id)).toEqual(['delivered', 'queued', 'sent'].sort());
+    const { rows } = await db.query<{ n: number }>(`select count(*)::int as n from pending_receipts where provider_message_id = 'SMfast'`);
+    expect(rows[0]!.n).toBe(0);
+  });
+
+  it('reads a retry schedule from the environment and refuses a bad one by name', () => {
+    expect(retrySchedule('1s, 2m,1h')).toEqual([1_000, 120_000, 3_600_000]);
+    expect(() => retrySchedule('1s,soon')).toThrow(/RAPPORT_RETRY_SCHEDULE/);
+  });
+});

@@ -27,6 +27,7 @@ import { simulateRoutes } from './routes/simulate.js';
 import { suppressionRoutes } from './routes/suppressions.js';
 import { templateRoutes } from './routes/templates.js';
 import { tenantRoutes } from './routes/tenant.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import { whatsappTemplateRoutes } from './routes/whatsapp-templates.js';
 
 export interface AppDeps {
@@ -95,6 +96,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     return { status: 'ok', database: deps.db.kind };
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(webhookRoutes, { db: deps.db, clock: deps.clock, secrets: deps.secrets, adapters: deps.adapters, publicUrl: deps.publicUrl });
 
   const routeDeps: RouteDeps = { db: deps.db, clock: deps.clock, adminToken: deps.adminToken, secrets: deps.secrets, adapters: deps.adapters, publicUrl: deps.publicUrl };
   await app.register(

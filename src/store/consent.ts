@@ -143,6 +143,18 @@ export async function recordConsent(db: Db, tenantId: string, contactId: string,
 
 export type ConsentBatchInput = ConsentInput & { contact_id: string };
 
+/**
+ * Appends records inside the caller's transaction, for contacts the caller knows are the tenant's
+ * (the inbound pipeline, which has just found or created them). The same checks as the API.
+ */
+export async function appendConsent(tx: Tx, tenantId: string, inputs: ConsentBatchInput[], actor: string, now: Date): Promise<string[]> {
+  const problems = inputs.flatMap((input, i) => consentProblems(input, now, `records[${i}]`));
+  if (problems.length) throw new InputError(problems);
+  const records = inputs.map((input) => prepare(input, input.contact_id, now));
+  if (records.length) await append(tx, tenantId, records, actor, now);
+  return records.map((r) => r.id);
+}
+
 /** Appends every record or none: any bad field, or a contact outside the tenant, refuses the batch. */
 export async function recordConsentBatch(db: Db, tenantId: string, inputs: ConsentBatchInput[], actor: string, now: Date): Promise<{ recorded: number; ids: string[] }> {
   const problems = inputs.flatMap((input, i) => consentProblems(input, now, `records[${i}]`));

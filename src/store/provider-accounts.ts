@@ -231,7 +231,11 @@ function checkAccount(deps: AccountDeps, a: { name: string; kind: string; channe
 
   const credentials = a.credentials as Record<string, string>;
   const config = a.config as Record<string, unknown>;
-  const adapterProblems = adapter!.check(credentials, config);
+  const adapterProblems = [...adapter!.check(credentials, config)];
+  const kr = config.keyword_replies;
+  if (kr !== undefined && kr !== 'rapport' && kr !== 'provider') {
+    adapterProblems.push({ field: 'config.keyword_replies', message: 'must be "rapport" (Rapport answers STOP, START and HELP) or "provider" (the provider does)' });
+  }
   const routes = accountRouteKeys(config);
   const all = [...adapterProblems, ...routes.problems.filter((p) => !adapterProblems.some((q) => q.field === p.field))];
   if (all.length) throw new InputError(all);
@@ -442,6 +446,17 @@ export async function loadAccounts(db: Queryable, box: SecretBox | null, tenantI
   if (!byKey) accountCache.set(db, (byKey = new Map()));
   byKey.set(key, { until: performance.now() + ACCOUNT_CACHE_TTL_MS, accounts });
   return accounts;
+}
+
+/**
+ * Whether the provider answers STOP, START and HELP itself, so Rapport must not answer too: the
+ * account's `keyword_replies`, by default "provider" for Twilio SMS numbers (Twilio's Advanced
+ * Opt-Out answers them unless switched off) and "rapport" for everything else.
+ */
+export function providerAnswersKeywords(account: Pick<ProviderAccount, 'kind' | 'config'>): boolean {
+  const set = account.config.keyword_replies;
+  if (set === 'provider' || set === 'rapport') return set === 'provider';
+  return account.kind === 'twilio';
 }
 
 /**

@@ -2,7 +2,7 @@ import { ConflictError, InputError, NotFoundError } from '../core/errors.js';
 import { addressHash, normalizeAddress, type SuppressionChannel } from '../core/suppression.js';
 import type { NormalizeOptions } from '../core/contact.js';
 import type { ConsentChannel } from '../core/channels.js';
-import { writeAudit } from './audit.js';
+import { writeAudit, writeAuditBatch } from './audit.js';
 import { decodeCursor, encodeCursor } from './contact-search.js';
 import type { Db, Queryable } from './db.js';
 import { newId } from './ids.js';
@@ -60,6 +60,29 @@ export async function addSuppression(
     if (!existing.rows[0]) throw new ConflictError('the matching entry was deleted at the same moment; send the request again');
     return { created: false, suppression: existing.rows[0] };
   });
+}
+
+/**
+ * Adds addresses that providers reported dead or refusing (hard bounces, complaints), inside the
+ * caller's transaction. Addresses come from sent messages, so they are already normalised; an
+ * address already listed keeps its first reason.
+ */
+export async function suppressInTx(tx: Queryable, tenantId: string, entries: SuppressionInput[], actor: string, now: Date): Promise<number> {
+  const rows = entries.map((e) => ({ id: newId(), channel: e.channel, address_hash: addressHash(e.address), address: e.address, reason: e.reason, source: e.source ?? 'provider' }));
+  if (!rows.length) return 0;
+  const { rows: created } = await tx.query<{ id: string; channel: string; reason: string }>(
+    `insert into suppressions (id, tenant_id, channel, address_hash, address, reason, source, created_at)
+     select x.id, $1, x.channel, x.address_hash, x.address, x.reason, x.source, $3
+       from jsonb_to_recordset($2::jsonb) as x(id uuid, channel text, address_hash text, address text, reason text, source text)
+     on conflict (tenant_id, channel, address_hash) do nothing
+     returning id, channel, reason`,
+    [tenantId, JSON.stringify(rows), now],
+  );
+  await writeAuditBatch(
+    tx,
+    created.map((r) => ({ tenantId, actor, action: 'suppression.created', entityType: 'suppression', entityId: r.id, data: { channel: r.channel, reason: r.reason } })),
+  );
+  return created.length;
 }
 
 export async function deleteSuppression(db: Db, tenantId: string, id: string, actor: string): Promise<SuppressionRow> {

@@ -272,6 +272,31 @@ describe('keywords', () => {
     expect(bodies[2]).toContain('resubscribed');
   });
 
+  it('a typed answer carries its intent to the journey waiting for it', async () => {
+    const c = await createContact(db, t.id, { phone: '+12125550143' }, {}, clock.now());
+    await grantAll(db, t.id, [c.id], ['sms']);
+    await publishJourney(db, t.id, {
+      entry: { event: 'blocked_exit' },
+      nodes: [
+        { id: 'ask', type: 'send', channel: 'sms', transactional: true, content: { body: 'Can you move your car?' }, next: 'answer' },
+        { id: 'answer', type: 'wait', until_event: { reply: {}, timeout: '5m' }, on_reply: 'route', on_timeout: 'done' },
+        { id: 'route', type: 'branch', branches: [{ name: 'moving', when: { reply_to: 'ask', intent: 'moving_now' }, next: 'thanks' }], default: 'done' },
+        { id: 'thanks', type: 'send', channel: 'sms', transactional: true, content: { body: 'Thanks, {{ reply.intent }}' }, next: 'done' },
+        { id: 'done', type: 'exit' },
+      ],
+    });
+    await ingestEvents(db, t.id, [{ name: 'blocked_exit', contact_id: c.id }], clock.now(), {});
+    await worker.drain();
+    await post(sms(t, '+12125550143', 'On my way!'));
+    await worker.drain();
+    expect(provider.calls.filter((m) => m.to === '+12125550143').map((m) => m.body)).toEqual(['Can you move your car?', 'Thanks, moving_now']);
+    expect((await db.query<any>('select name, properties from events where contact_id = $1 and name = $2', [c.id, 'message.received'])).rows[0].properties).toMatchObject({
+      intent: 'moving_now',
+      keyword: 'intent',
+      text: 'On my way!',
+    });
+  });
+
   it('leaves the confirmation to Twilio when its Advanced Opt-Out answers the number', async () => {
     const twilioAnswers = await twilioTenant('Garage Nord', '+14155550104');
     const c = await createContact(db, twilioAnswers.id, { phone: '+12125550142' }, {}, clock.now());

@@ -163,8 +163,9 @@ function wakeFor(wait: Extract<WaitState, { kind: 'event' }>, version: LiveVersi
     if (wait.reply === true || wait.reply === channel) {
       const text = typeof ev.properties.text === 'string' ? ev.properties.text : null;
       const payload = typeof ev.properties.payload === 'string' ? ev.properties.payload : null;
+      const intent = typeof ev.properties.intent === 'string' ? ev.properties.intent : null;
       const message = typeof ev.properties.message_id === 'string' ? ev.properties.message_id : undefined;
-      return { kind: 'reply', channel, text, payload, at, ...(message ? { message_id: message } : {}) };
+      return { kind: 'reply', channel, text, payload, intent, at, ...(message ? { message_id: message } : {}) };
     }
   }
   if (!wait.events.includes(ev.name)) return null;

@@ -19,6 +19,8 @@ export interface MessageTimes {
 export interface ReplyFacts {
   text: string | null;
   payload: string | null;
+  /** The named intent keyword handling found in the payload or the text (moving_now). */
+  intent?: string | null;
   at: Date;
 }
 
@@ -91,6 +93,7 @@ export function evaluate(cond: Condition, facts: ConditionFacts): boolean {
     const reply = facts.replies?.[cond.reply_to === 'any' ? '*' : cond.reply_to];
     if (!reply) return false;
     if (cond.payload !== undefined && reply.payload !== cond.payload) return false;
+    if (cond.intent !== undefined && (reply.intent ?? null) !== cond.intent) return false;
     if (cond.text) return compare(reply.text === null ? null : reply.text.trim().toLowerCase(), cond.text.op, foldValue(cond.text.value));
     return true;
   }

@@ -75,7 +75,10 @@ export const ReplyCondition = Type.Object(
   {
     reply_to: Type.Union([NodeId, Type.Literal('any')], { description: 'the send node whose reply is tested, or "any" for the latest reply in this enrollment' }),
     text: Type.Optional(Type.Object({ op: Op, value: Type.Optional(Value) }, strict)),
-    payload: Type.Optional(Type.String({ maxLength: 200, description: 'button / quick-reply payload (intent) equal to this' })),
+    payload: Type.Optional(Type.String({ maxLength: 200, description: 'button / quick-reply payload equal to this' })),
+    intent: Type.Optional(
+      Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$', description: 'the named intent of the reply, from a button payload or typed words in the keyword table (moving_now)' }),
+    ),
   },
   strict,
 );

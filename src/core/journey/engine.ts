@@ -25,14 +25,14 @@ export type WaitState =
 
 export type Wake =
   | { kind: 'event'; name: string; properties: Record<string, unknown>; event_id: string; at: string }
-  | { kind: 'reply'; channel: string; text: string | null; payload: string | null; message_id?: string; at: string }
+  | { kind: 'reply'; channel: string; text: string | null; payload: string | null; intent?: string | null; message_id?: string; at: string }
   | { kind: 'webhook'; status: number; body: unknown; error?: string };
 
 /** Bookkeeping the engine keeps per enrollment, apart from the variables templates read. */
 export interface Memo {
   splits?: Record<string, string>;
   last_send?: string;
-  replies?: Record<string, { text: string | null; payload: string | null; channel: string; at: string }>;
+  replies?: Record<string, { text: string | null; payload: string | null; intent?: string | null; channel: string; at: string }>;
 }
 
 export interface EnrollmentState {
@@ -181,11 +181,11 @@ function resume(node: JourneyNode, state: EnrollmentState, env: StepEnv, out: St
         return w.on_event ?? w.next;
       }
       if (woken?.kind === 'reply') {
-        const reply = { text: woken.text, payload: woken.payload, channel: woken.channel, at: woken.at };
+        const reply = { text: woken.text, payload: woken.payload, intent: woken.intent ?? null, channel: woken.channel, at: woken.at };
         const to = out.memo.last_send;
         out.memo = { ...out.memo, replies: { ...out.memo.replies, ...(to ? { [to]: reply } : {}), '*': reply } };
         out.vars = { ...out.vars, reply };
-        record(out, { node: node.id, outcome: 'reply', detail: { channel: woken.channel, ...(woken.payload ? { payload: woken.payload } : {}) } });
+        record(out, { node: node.id, outcome: 'reply', detail: { channel: woken.channel, ...(woken.payload ? { payload: woken.payload } : {}), ...(woken.intent ? { intent: woken.intent } : {}) } });
         return w.on_reply ?? w.next;
       }
       record(out, { node: node.id, outcome: 'timeout' });
@@ -398,8 +398,8 @@ export function templateScope(contact: ContactFacts, vars: Record<string, unknow
 }
 
 function conditionFacts(env: StepEnv, out: StepOutcome): ConditionFacts {
-  const replies: Record<string, { text: string | null; payload: string | null; at: Date }> = {};
-  for (const [k, r] of Object.entries(out.memo.replies ?? {})) replies[k] = { text: r.text, payload: r.payload, at: new Date(r.at) };
+  const replies: Record<string, { text: string | null; payload: string | null; intent: string | null; at: Date }> = {};
+  for (const [k, r] of Object.entries(out.memo.replies ?? {})) replies[k] = { text: r.text, payload: r.payload, intent: r.intent ?? null, at: new Date(r.at) };
   return {
     contact: env.contact,
     consent: env.consent,

@@ -86,6 +86,17 @@ export function safeEqual(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+/** Whether `v` is an absolute http(s) URL: a base_url, a media link, a callback. */
+export function isHttpUrl(v: unknown): boolean {
+  if (typeof v !== 'string') return false;
+  try {
+    const u = new URL(v);
+    return u.protocol === 'http:' || u.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
 /** The API root: the account's `base_url` when set (a local fake in tests), else the provider's. */
 export function apiBase(config: Record<string, unknown>, fallback: string): string {
   const b = typeof config.base_url === 'string' && config.base_url ? config.base_url : fallback;

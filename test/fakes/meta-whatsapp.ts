@@ -1,7 +1,9 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import type { InboundRequest } from '../../src/channels/types.js';
+import { HttpFake, jsonWebhookToInbound, sendJson, type FakeRequest, type ScriptedAnswer } from './http-fake.js';
+
+export type { ScriptedAnswer } from './http-fake.js';
 
 /**
  * A stand-in for Meta's Graph API (WhatsApp Cloud API) on 127.0.0.1, speaking its protocol:
@@ -34,15 +36,6 @@ export interface RecordedRequest {
   messageId: string;
 }
 
-/** A scripted answer for the next request: a status and body, extra headers, or a hang. */
-export interface ScriptedAnswer {
-  status?: number;
-  body?: unknown;
-  headers?: Record<string, string>;
-  /** Hold the request this long before answering (longer than the adapter's timeout: a timeout). */
-  hangMs?: number;
-}
-
 /** The Graph API's error body. */
 export function graphError(code: number, message: string, extra: { subcode?: number; details?: string; type?: string } = {}): { error: Record<string, unknown> } {
   return {
@@ -64,23 +57,19 @@ export class MetaGraphFake {
   /** Every request that reached the fake, accepted or not. */
   readonly received: { path: string; headers: Record<string, string | string[] | undefined>; body: string }[] = [];
   private readonly scripted: ScriptedAnswer[] = [];
-  private readonly pending = new Set<ServerResponse>();
-
-  private readonly server: Server = createServer((req, res) => void this.handle(req, res));
-  private base = '';
+  private http!: HttpFake;
 
   private constructor(private readonly opts: MetaFakeOptions) {}
 
   static async start(opts: MetaFakeOptions): Promise<MetaGraphFake> {
     const fake = new MetaGraphFake(opts);
-    await new Promise<void>((resolve) => fake.server.listen(0, '127.0.0.1', resolve));
-    fake.base = `http://127.0.0.1:${(fake.server.address() as AddressInfo).port}`;
+    fake.http = await HttpFake.listen((req, res) => fake.handle(req, res));
     return fake;
   }
 
   /** The fake's root URL: an account's `base_url`. */
   get url(): string {
-    return this.base;
+    return this.http.url;
   }
 
   /** Answers the next requests with these, in order, before validating anything. */
@@ -94,60 +83,42 @@ export class MetaGraphFake {
   }
 
   async close(): Promise<void> {
-    for (const res of this.pending) res.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.http.close();
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString('utf8');
-    const path = new URL(req.url ?? '/', this.url).pathname;
+  private async handle(req: FakeRequest, res: ServerResponse): Promise<void> {
+    const { path, body: raw } = req;
     this.received.push({ path, headers: req.headers, body: raw });
 
     const next = this.scripted.shift();
-    if (next) {
-      if (next.hangMs) {
-        this.pending.add(res);
-        await new Promise((r) => setTimeout(r, next.hangMs));
-        this.pending.delete(res);
-        if (res.destroyed) return;
-      }
-      return send(res, next.status ?? 200, next.body ?? {}, next.headers);
-    }
+    if (next) return this.http.answer(res, next);
 
     const m = /^\/(v\d+\.\d+)\/([^/]+)\/messages$/.exec(path);
-    if (req.method !== 'POST' || !m) return send(res, 400, graphError(2500, `Unknown path components: ${path}`));
+    if (req.method !== 'POST' || !m) return sendJson(res, 400, graphError(2500, `Unknown path components: ${path}`));
     const [, version, phoneNumberId] = m as unknown as [string, string, string];
     const auth = req.headers.authorization;
-    if (!auth?.startsWith('Bearer ')) return send(res, 400, graphError(2500, 'An active access token must be used to query information about the current user.'));
-    if (auth.slice(7) !== this.opts.accessToken) return send(res, 401, graphError(190, 'Invalid OAuth access token - Cannot parse access token'));
+    if (!auth?.startsWith('Bearer ')) return sendJson(res, 400, graphError(2500, 'An active access token must be used to query information about the current user.'));
+    if (auth.slice(7) !== this.opts.accessToken) return sendJson(res, 401, graphError(190, 'Invalid OAuth access token - Cannot parse access token'));
     if (!this.opts.phoneNumberIds.includes(phoneNumberId)) {
-      return send(res, 400, graphError(100, `Unsupported post request. Object with ID '${phoneNumberId}' does not exist, cannot be loaded due to missing permissions, or does not support this operation.`, { subcode: 33, type: 'GraphMethodException' }));
+      return sendJson(res, 400, graphError(100, `Unsupported post request. Object with ID '${phoneNumberId}' does not exist, cannot be loaded due to missing permissions, or does not support this operation.`, { subcode: 33, type: 'GraphMethodException' }));
     }
     let body: any;
     try {
       body = JSON.parse(raw);
     } catch {
-      return send(res, 400, graphError(100, 'Invalid parameter'));
+      return sendJson(res, 400, graphError(100, 'Invalid parameter'));
     }
     const problem = validate(body, this.opts);
-    if (problem) return send(res, problem.status, problem.body);
+    if (problem) return sendJson(res, problem.status, problem.body);
 
     const messageId = `wamid.${randomBytes(24).toString('base64')}`;
     this.requests.push({ method: req.method, path, version, phoneNumberId, headers: req.headers, body, messageId });
-    send(res, 200, {
+    sendJson(res, 200, {
       messaging_product: 'whatsapp',
       contacts: [{ input: body.to, wa_id: String(body.to).replace(/\D/g, '') }],
       messages: [{ id: messageId, ...(body.type === 'template' ? { message_status: 'accepted' } : {}) }],
     });
   }
-}
-
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (res.destroyed) return;
-  res.writeHead(status, { 'content-type': 'application/json', ...headers });
-  res.end(JSON.stringify(body));
 }
 
 type Problem = { status: number; body: unknown };
@@ -397,15 +368,4 @@ export function metaVerification(opts: { url: string; verifyToken: string; chall
 }
 
 /** The request as Rapport's inbound route hands it to an adapter. */
-export function toInboundRequest(w: WebhookRequest, receivedAt = new Date()): InboundRequest {
-  const rawBody = Buffer.from(w.body, 'utf8');
-  let json: unknown;
-  try {
-    json = w.body ? JSON.parse(w.body) : undefined;
-  } catch {
-    json = undefined;
-  }
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(w.headers)) headers[k.toLowerCase()] = v;
-  return { method: w.method, url: w.url, headers, rawBody, query: Object.fromEntries(new URL(w.url).searchParams), json, receivedAt };
-}
+export const toInboundRequest: (w: WebhookRequest, receivedAt?: Date) => InboundRequest = jsonWebhookToInbound;

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import type { InboundRequest } from '../../src/channels/types.js';
+import { HttpFake, sendJson, type FakeRequest } from './http-fake.js';
 
 /**
  * A Resend stand-in on 127.0.0.1 speaking POST /emails as Resend does:
@@ -52,8 +52,7 @@ export class ResendFake {
   private readonly verifiedDomains: string[] | null;
   private readonly failures: ResendFailure[] = [];
   private readonly idempotency = new Map<string, { body: string; id: string }>();
-  private readonly hanging = new Set<ServerResponse>();
-  private server!: Server;
+  private http!: HttpFake;
   url = '';
 
   private constructor(opts: { apiKey?: string; verifiedDomains?: string[] }) {
@@ -63,9 +62,8 @@ export class ResendFake {
 
   static async start(opts: { apiKey?: string; verifiedDomains?: string[] } = {}): Promise<ResendFake> {
     const fake = new ResendFake(opts);
-    fake.server = createServer((req, res) => void fake.handle(req, res));
-    await new Promise<void>((resolve) => fake.server.listen(0, '127.0.0.1', resolve));
-    fake.url = `http://127.0.0.1:${(fake.server.address() as AddressInfo).port}`;
+    fake.http = await HttpFake.listen((req, res) => fake.handle(req, res));
+    fake.url = fake.http.url;
     return fake;
   }
 
@@ -74,21 +72,13 @@ export class ResendFake {
   }
 
   async close(): Promise<void> {
-    for (const res of this.hanging) res.destroy();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.http.close();
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString('utf8');
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
-    this.requests.push({ method: req.method ?? '', path, headers: req.headers, body: raw });
-    const error = (statusCode: number, name: string, message: string, headers: Record<string, string> = {}) => {
-      res.writeHead(statusCode, { 'content-type': 'application/json', ...headers });
-      res.end(JSON.stringify({ statusCode, message, name }));
-    };
+  private handle(req: FakeRequest, res: ServerResponse): void {
+    const { path, body: raw } = req;
+    this.requests.push({ method: req.method, path, headers: req.headers, body: raw });
+    const error = (statusCode: number, name: string, message: string, headers: Record<string, string> = {}) => sendJson(res, statusCode, { statusCode, message, name }, headers);
     if (path !== '/emails') return error(404, 'not_found', 'The requested endpoint does not exist.');
     if (req.method !== 'POST') return error(405, 'method_not_allowed', 'Method is not allowed for the requested path.');
     const auth = req.headers.authorization;
@@ -96,10 +86,7 @@ export class ResendFake {
     if (auth !== `Bearer ${this.apiKey}`) return error(403, 'invalid_api_key', 'API key is invalid');
 
     const scripted = this.failures.shift();
-    if (scripted?.kind === 'hang') {
-      this.hanging.add(res);
-      return;
-    }
+    if (scripted?.kind === 'hang') return this.http.hang(res);
     if (scripted?.kind === 'rate_limit') {
       const after = String(scripted.retryAfterSeconds ?? 1);
       return error(429, 'rate_limit_exceeded', 'Too many requests. You can only make 2 requests per second. See rate limit response headers for more information. Or contact support to increase rate limit.', {
@@ -155,8 +142,7 @@ export class ResendFake {
   }
 
   private ok(res: ServerResponse, id: string): void {
-    res.writeHead(200, { 'content-type': 'application/json', 'ratelimit-limit': '2', 'ratelimit-remaining': '1', 'ratelimit-reset': '1' });
-    res.end(JSON.stringify({ id }));
+    sendJson(res, 200, { id }, { 'ratelimit-limit': '2', 'ratelimit-remaining': '1', 'ratelimit-reset': '1' });
   }
 
   /** A webhook event about an accepted e-mail, shaped like Resend's (tags come back as an object). */

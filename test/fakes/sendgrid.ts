@@ -1,7 +1,7 @@
 import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import type { InboundRequest } from '../../src/channels/types.js';
+import { HttpFake, sendJson, type FakeRequest } from './http-fake.js';
 
 /**
  * A SendGrid stand-in on 127.0.0.1 speaking v3 Mail Send as SendGrid does:
@@ -47,8 +47,7 @@ export class SendgridFake {
   private readonly privateKey: KeyObject;
   private readonly verifiedSenders: string[] | null;
   private readonly failures: SendgridFailure[] = [];
-  private readonly hanging = new Set<ServerResponse>();
-  private server!: Server;
+  private http!: HttpFake;
   url = '';
 
   private constructor(opts: { apiKey?: string; verifiedSenders?: string[] }) {
@@ -61,9 +60,8 @@ export class SendgridFake {
 
   static async start(opts: { apiKey?: string; verifiedSenders?: string[] } = {}): Promise<SendgridFake> {
     const fake = new SendgridFake(opts);
-    fake.server = createServer((req, res) => void fake.handle(req, res));
-    await new Promise<void>((resolve) => fake.server.listen(0, '127.0.0.1', resolve));
-    fake.url = `http://127.0.0.1:${(fake.server.address() as AddressInfo).port}`;
+    fake.http = await HttpFake.listen((req, res) => fake.handle(req, res));
+    fake.url = fake.http.url;
     return fake;
   }
 
@@ -73,30 +71,20 @@ export class SendgridFake {
   }
 
   async close(): Promise<void> {
-    for (const res of this.hanging) res.destroy();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.http.close();
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString('utf8');
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
-    this.requests.push({ method: req.method ?? '', path, headers: req.headers, body: raw });
-    const answer = (status: number, errors?: { message: string; field?: string | null; help?: string | null }[], headers: Record<string, string> = {}) => {
-      res.writeHead(status, { ...(errors ? { 'content-type': 'application/json' } : {}), ...headers });
-      res.end(errors ? JSON.stringify({ errors: errors.map((e) => ({ field: e.field ?? null, message: e.message, help: e.help ?? null })) }) : undefined);
-    };
+  private handle(req: FakeRequest, res: ServerResponse): void {
+    const { path, body: raw } = req;
+    this.requests.push({ method: req.method, path, headers: req.headers, body: raw });
+    const answer = (status: number, errors: { message: string; field?: string | null; help?: string | null }[], headers: Record<string, string> = {}) =>
+      sendJson(res, status, { errors: errors.map((e) => ({ field: e.field ?? null, message: e.message, help: e.help ?? null })) }, headers);
     if (path !== '/v3/mail/send') return answer(404, [{ message: 'not found' }]);
     if (req.method !== 'POST') return answer(405, [{ message: 'POST method allowed only' }]);
     if (req.headers.authorization !== `Bearer ${this.apiKey}`) return answer(401, [{ message: 'The provided authorization grant is invalid, expired, or revoked' }]);
 
     const scripted = this.failures.shift();
-    if (scripted?.kind === 'hang') {
-      this.hanging.add(res);
-      return;
-    }
+    if (scripted?.kind === 'hang') return this.http.hang(res);
     if (scripted?.kind === 'rate_limit') {
       const reset = Math.floor(Date.now() / 1000) + (scripted.resetInSeconds ?? 2);
       return answer(429, [{ message: 'too many requests' }], { 'x-ratelimit-limit': '600', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(reset) });

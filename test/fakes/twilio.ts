@@ -1,7 +1,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { InboundRequest } from '../../src/channels/types.js';
+import { HttpFake, sendJson, type FakeRequest } from './http-fake.js';
 
 /**
  * A fake of Twilio's REST API for Messages and Calls: a real HTTP server on 127.0.0.1 that checks
@@ -33,6 +33,7 @@ export type TwilioScript =
   | { hang: true };
 
 const E164 = /^\+[1-9]\d{6,14}$/;
+const JSON_UTF8 = { 'content-type': 'application/json; charset=utf-8' };
 
 /** Twilio's test-credential numbers: a message to one of these fails with this error. */
 const MAGIC_TO: Record<string, [number, string]> = {
@@ -66,25 +67,19 @@ export class FakeTwilio {
   readonly requests: TwilioApiRequest[] = [];
   private readonly scripts: TwilioScript[] = [];
   private price: { price: string; unit: string } | null = null;
+  private http!: HttpFake;
 
-  private constructor(
-    private readonly server: Server,
-    private readonly accounts: Record<string, string>,
-    readonly url: string,
-  ) {}
+  private constructor(private readonly accounts: Record<string, string>) {}
 
   /** Starts a fake for these accounts (Account SID → Auth Token). */
   static async start(accounts: Record<string, string>): Promise<FakeTwilio> {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-    const fake = new FakeTwilio(server, accounts, `http://127.0.0.1:${port}`);
-    server.on('request', (req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => fake.handle(req.method ?? 'GET', req.url ?? '/', req.headers, Buffer.concat(chunks).toString('utf8'), res));
-    });
+    const fake = new FakeTwilio(accounts);
+    fake.http = await HttpFake.listen((req, res) => fake.handle(req, res));
     return fake;
+  }
+
+  get url(): string {
+    return this.http.url;
   }
 
   /** The requests Twilio accepted (201). */
@@ -103,13 +98,12 @@ export class FakeTwilio {
   }
 
   async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.http.close();
   }
 
-  private handle(method: string, path: string, headers: IncomingHttpHeaders, body: string, res: ServerResponse): void {
-    const m = /^\/2010-04-01\/Accounts\/([^/]+)\/(Messages|Calls)\.json$/.exec(path.split('?')[0]!);
-    if (!m || method !== 'POST') return this.error(res, new TwilioError(404, 20404, `The requested resource ${path} was not found`));
+  private handle({ method, url, path, headers, body }: FakeRequest, res: ServerResponse): void {
+    const m = /^\/2010-04-01\/Accounts\/([^/]+)\/(Messages|Calls)\.json$/.exec(path);
+    if (!m || method !== 'POST') return this.error(res, new TwilioError(404, 20404, `The requested resource ${url} was not found`));
     const accountSid = decodeURIComponent(m[1]!);
     const params: Record<string, string | string[]> = {};
     for (const [k, v] of new URLSearchParams(body)) {
@@ -120,7 +114,7 @@ export class FakeTwilio {
     this.requests.push(record);
 
     const script = this.scripts.shift();
-    if (script && 'hang' in script) return; // no answer; the socket is cut when the fake closes
+    if (script && 'hang' in script) return this.http.hang(res);
     if (script) {
       const code = script.code ?? script.status * 100;
       if (script.retryAfter) res.setHeader('Retry-After', script.retryAfter);
@@ -133,8 +127,7 @@ export class FakeTwilio {
       }
       const created = record.resource === 'Messages' ? this.createMessage(accountSid, params) : this.createCall(accountSid, params);
       record.sid = created.sid as string;
-      res.writeHead(201, { 'content-type': 'application/json; charset=utf-8' });
-      res.end(JSON.stringify(created));
+      sendJson(res, 201, created, JSON_UTF8);
     } catch (err) {
       if (err instanceof TwilioError) return this.error(res, err);
       throw err;
@@ -277,8 +270,7 @@ export class FakeTwilio {
 
   private error(res: ServerResponse, err: TwilioError): void {
     if (err.code === 20003) res.setHeader('WWW-Authenticate', 'Basic realm="Twilio API"');
-    res.writeHead(err.status, { 'content-type': 'application/json; charset=utf-8' });
-    res.end(JSON.stringify({ code: err.code, message: err.message, more_info: `https://www.twilio.com/docs/errors/${err.code}`, status: err.status }));
+    sendJson(res, err.status, { code: err.code, message: err.message, more_info: `https://www.twilio.com/docs/errors/${err.code}`, status: err.status }, JSON_UTF8);
   }
 }
 

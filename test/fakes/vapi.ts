@@ -1,7 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { InboundRequest } from '../../src/channels/types.js';
+import { HttpFake, sendJson } from './http-fake.js';
 
 /**
  * A local Vapi: `POST /call` with the checks Vapi makes (Bearer private key; its validation pipe
@@ -58,15 +58,13 @@ export class FakeVapi {
   /** The calls created, as Vapi answered them. */
   readonly calls: VapiCall[] = [];
   private readonly script: VapiScript[] = [];
-  private readonly hanging = new Set<ServerResponse>();
-  private server: Server | null = null;
-  private port = 0;
+  private http: HttpFake | null = null;
   readonly orgId = randomUUID();
 
   constructor(private readonly opts: FakeVapiOptions) {}
 
   get baseUrl(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return this.http?.url ?? 'http://127.0.0.1:0';
   }
 
   /** Answers the next requests with these, in order, before validating normally again. */
@@ -76,40 +74,24 @@ export class FakeVapi {
   }
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let body: unknown;
-        try {
-          body = text ? JSON.parse(text) : undefined;
-        } catch {
-          body = undefined;
-        }
-        this.requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body });
-        const answer = this.answer(req.method ?? '', req.url ?? '', req.headers, body);
-        if (answer === 'hang') {
-          this.hanging.add(res);
-          return;
-        }
-        res.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8', ...(answer.headers ?? {}) });
-        res.end(answer.body === undefined ? '' : JSON.stringify(answer.body));
-      });
+    const http = await HttpFake.listen((req, res) => {
+      let body: unknown;
+      try {
+        body = req.body ? JSON.parse(req.body) : undefined;
+      } catch {
+        body = undefined;
+      }
+      this.requests.push({ method: req.method, path: req.url, headers: req.headers, body });
+      const answer = this.answer(req.method, req.url, req.headers, body);
+      if (answer === 'hang') return http.hang(res);
+      sendJson(res, answer.status, answer.body, { 'content-type': 'application/json; charset=utf-8', ...(answer.headers ?? {}) });
     });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as AddressInfo).port;
+    this.http = http;
     return this;
   }
 
   async close(): Promise<void> {
-    for (const res of this.hanging) res.destroy();
-    this.hanging.clear();
-    const server = this.server;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    this.server = null;
+    await this.http?.close();
   }
 
   private answer(method: string, path: string, headers: IncomingHttpHeaders, body: unknown): 'hang' | { status: number; body?: unknown; headers?: Record<string, string> } {

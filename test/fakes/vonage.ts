@@ -1,7 +1,9 @@
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import type { InboundRequest } from '../../src/channels/types.js';
+import { HttpFake, jsonWebhookToInbound, sendJson, type FakeRequest, type ScriptedAnswer } from './http-fake.js';
+
+export type { ScriptedAnswer } from './http-fake.js';
 
 /**
  * A stand-in for the Vonage Messages API v1 on 127.0.0.1: `POST /v1/messages` with Basic auth
@@ -27,13 +29,6 @@ export interface RecordedRequest {
   messageUuid: string;
 }
 
-export interface ScriptedAnswer {
-  status?: number;
-  body?: unknown;
-  headers?: Record<string, string>;
-  hangMs?: number;
-}
-
 /** A Messages API problem body. */
 export function vonageProblem(type: string, title: string, detail: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { type, title, detail, instance: randomUUID(), ...extra };
@@ -45,23 +40,19 @@ export class VonageFake {
   readonly requests: RecordedRequest[] = [];
   readonly received: { path: string; headers: Record<string, string | string[] | undefined>; body: string }[] = [];
   private readonly scripted: ScriptedAnswer[] = [];
-  private readonly pending = new Set<ServerResponse>();
-
-  private readonly server: Server = createServer((req, res) => void this.handle(req, res));
-  private base = '';
+  private http!: HttpFake;
 
   private constructor(private readonly opts: VonageFakeOptions) {}
 
   static async start(opts: VonageFakeOptions): Promise<VonageFake> {
     const fake = new VonageFake(opts);
-    await new Promise<void>((resolve) => fake.server.listen(0, '127.0.0.1', resolve));
-    fake.base = `http://127.0.0.1:${(fake.server.address() as AddressInfo).port}`;
+    fake.http = await HttpFake.listen((req, res) => fake.handle(req, res));
     return fake;
   }
 
   /** The fake's root URL: an account's `base_url`. */
   get url(): string {
-    return this.base;
+    return this.http.url;
   }
 
   script(...answers: ScriptedAnswer[]): void {
@@ -78,27 +69,15 @@ export class VonageFake {
   }
 
   async close(): Promise<void> {
-    for (const res of this.pending) res.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.http.close();
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString('utf8');
-    const path = new URL(req.url ?? '/', this.url).pathname;
+  private async handle(req: FakeRequest, res: ServerResponse): Promise<void> {
+    const { path, body: raw } = req;
     this.received.push({ path, headers: req.headers, body: raw });
 
     const next = this.scripted.shift();
-    if (next) {
-      if (next.hangMs) {
-        this.pending.add(res);
-        await new Promise((r) => setTimeout(r, next.hangMs));
-        this.pending.delete(res);
-        if (res.destroyed) return;
-      }
-      return send(res, next.status ?? 200, next.body ?? {}, next.headers);
-    }
+    if (next) return this.http.answer(res, next, send);
 
     if (req.method !== 'POST' || path !== '/v1/messages') return send(res, 404, vonageProblem('https://developer.vonage.com/api-errors#not-found', 'Not Found', 'The requested resource does not exist, or you do not have access to it'));
     if (req.headers.authorization !== `Basic ${Buffer.from(`${this.opts.apiKey}:${this.opts.apiSecret}`).toString('base64')}`) {
@@ -121,10 +100,9 @@ export class VonageFake {
   }
 }
 
+/** Vonage answers errors as RFC 7807 problems. */
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (res.destroyed) return;
-  res.writeHead(status, { 'content-type': status >= 400 ? 'application/problem+json' : 'application/json', ...headers });
-  res.end(JSON.stringify(body));
+  sendJson(res, status, body, { 'content-type': status >= 400 ? 'application/problem+json' : 'application/json', ...headers });
 }
 
 function invalidParams(invalid: { name: string; reason: string }[]): Record<string, unknown> {
@@ -236,14 +214,4 @@ export function smsStatus(s: {
   };
 }
 
-export function toInboundRequest(w: WebhookRequest, receivedAt = new Date()): InboundRequest {
-  let json: unknown;
-  try {
-    json = JSON.parse(w.body);
-  } catch {
-    json = undefined;
-  }
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(w.headers)) headers[k.toLowerCase()] = v;
-  return { method: w.method, url: w.url, headers, rawBody: Buffer.from(w.body, 'utf8'), query: Object.fromEntries(new URL(w.url).searchParams), json, receivedAt };
-}
+export const toInboundRequest: (w: WebhookRequest, receivedAt?: Date) => InboundRequest = jsonWebhookToInbound;

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingHttpHeaders } from 'node:http';
+import { HttpFake, sendJson } from './http-fake.js';
 
 /**
  * A tenant's webhook endpoint: a real HTTP server on 127.0.0.1 that checks every request's
@@ -61,15 +61,13 @@ export function checkStandardSignature(secret: string, headers: IncomingHttpHead
 export class FakeWebhookReceiver {
   readonly received: ReceivedWebhook[] = [];
   private readonly script: ReceiverScript[] = [];
-  private server: Server | null = null;
-  private readonly hanging = new Set<ServerResponse>();
-  private port = 0;
+  private http: HttpFake | null = null;
 
   constructor(private readonly opts: WebhookReceiverOptions) {}
 
   /** The endpoint's URL; `path` defaults to /hooks/rapport. */
   url(path = '/hooks/rapport'): string {
-    return `http://127.0.0.1:${this.port}${path}`;
+    return `${this.http?.url ?? 'http://127.0.0.1:0'}${path}`;
   }
 
   /** Answers the next requests with these, in order, before going back to 204. */
@@ -79,53 +77,34 @@ export class FakeWebhookReceiver {
   }
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        const problem = checkStandardSignature(this.opts.secret, req.headers, body, (this.opts.now ?? Date.now)());
-        let json: unknown;
-        try {
-          json = JSON.parse(body);
-        } catch {
-          json = undefined;
-        }
-        const record: ReceivedWebhook = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body, json, verified: problem === null };
-        if (problem) record.problem = problem;
-        this.received.push(record);
+    const http = await HttpFake.listen(({ method, url, headers, body }, res) => {
+      const problem = checkStandardSignature(this.opts.secret, headers, body, (this.opts.now ?? Date.now)());
+      let json: unknown;
+      try {
+        json = JSON.parse(body);
+      } catch {
+        json = undefined;
+      }
+      const record: ReceivedWebhook = { method, path: url, headers, body, json, verified: problem === null };
+      if (problem) record.problem = problem;
+      this.received.push(record);
 
-        const scripted = this.script.shift();
-        if (scripted && 'hang' in scripted) {
-          this.hanging.add(res);
-          return;
-        }
-        if (scripted) {
-          res.writeHead(scripted.status, scripted.headers ?? {});
-          res.end(scripted.body ?? '');
-          return;
-        }
-        if (problem && this.opts.rejectUnsigned !== false) {
-          res.writeHead(401, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ error: problem }));
-          return;
-        }
-        res.writeHead(204);
-        res.end();
-      });
+      const scripted = this.script.shift();
+      if (scripted && 'hang' in scripted) return http.hang(res);
+      if (scripted) {
+        res.writeHead(scripted.status, scripted.headers ?? {});
+        res.end(scripted.body ?? '');
+        return;
+      }
+      if (problem && this.opts.rejectUnsigned !== false) return sendJson(res, 401, { error: problem });
+      res.writeHead(204);
+      res.end();
     });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as AddressInfo).port;
+    this.http = http;
     return this;
   }
 
   async close(): Promise<void> {
-    for (const res of this.hanging) res.destroy();
-    this.hanging.clear();
-    const server = this.server;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    this.server = null;
+    await this.http?.close();
   }
 }

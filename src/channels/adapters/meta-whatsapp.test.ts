@@ -12,6 +12,7 @@ import {
   toInboundRequest,
   type MetaWebhookAccount,
 } from '../../../test/fakes/meta-whatsapp.js';
+import { oneByteChanged } from '../../../test/helpers/adapters.js';
 import type { OutgoingMessage, ProviderAccount, SendContext } from '../types.js';
 import { META_MEDIA_PREFIX, metaWhatsappAdapter as adapter } from './meta-whatsapp.js';
 
@@ -340,9 +341,7 @@ describe('verify', () => {
         const req = toInboundRequest({ method: 'POST', url: DEFAULT_META_WEBHOOK_URL, headers: { 'x-hub-signature-256': metaSignature(body, APP_SECRET) }, body: '' });
         const ok = { ...req, rawBody: body };
         expect(inbound.verify(ok, account())).toBe(true);
-        const changed = Buffer.from(body);
-        const i = pos % changed.length;
-        changed[i] = (changed[i]! + delta) % 256;
+        const changed = oneByteChanged(body, pos, delta);
         expect(inbound.verify({ ...req, rawBody: changed }, account())).toBe(false);
       }),
     );

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { apiBase, callProvider, failure, failureFromStatus, isCallFailure, retryAfterMs, safeEqual, type CallFailure, type ProviderResponse } from '../http.js';
+import { apiBase, callProvider, failure, failureFromStatus, isCallFailure, isHttpUrl, retryAfterMs, safeEqual, type CallFailure, type ProviderResponse } from '../http.js';
 import type {
   AccountProblem,
   ChannelAdapter,
@@ -540,16 +540,6 @@ function parseStatus(s: WaStatus): InboundStatus | null {
 
 function nonEmpty(v: unknown): v is string {
   return typeof v === 'string' && v.trim().length > 0;
-}
-
-function isHttpUrl(v: unknown): boolean {
-  if (typeof v !== 'string') return false;
-  try {
-    const u = new URL(v);
-    return u.protocol === 'http:' || u.protocol === 'https:';
-  } catch {
-    return false;
-  }
 }
 
 /** Characters as a person counts them (code points), which is how Meta counts limits. */

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResendFake } from '../../../test/fakes/resend.js';
+import { oneByteChanged, welcomeEmail } from '../../../test/helpers/adapters.js';
 import type { InboundRequest, InboundStatus, OutgoingMessage, ProviderAccount, SendContext } from '../types.js';
 import { resendAdapter } from './resend.js';
 
@@ -31,20 +32,10 @@ function ctx(acc = account(), timeoutMs = 2000): SendContext {
 }
 
 let seq = 0;
+// Each message its own id and idempotency key, so Resend's idempotency never answers a test with an earlier send.
 function message(over: Partial<OutgoingMessage> = {}): OutgoingMessage {
   seq++;
-  return {
-    id: `0190a8f4-7c1e-7b3a-9d2e-${String(seq).padStart(12, '0')}`,
-    tenant_id: 't1',
-    channel: 'email',
-    to: 'ada@example.org',
-    idempotency_key: `enr${seq}:welcome:0`,
-    subject: 'Welcome, Ada',
-    body: 'Hello Ada',
-    html: '<p>Hello <b>Ada</b></p>',
-    headers: { 'List-Unsubscribe': '<https://rapport.example/u/tok>', 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' },
-    ...over,
-  };
+  return welcomeEmail({ id: `0190a8f4-7c1e-7b3a-9d2e-${String(seq).padStart(12, '0')}`, idempotency_key: `enr${seq}:welcome:0`, ...over });
 }
 
 describe('resend adapter: send', () => {
@@ -207,9 +198,7 @@ describe('resend adapter: webhooks', () => {
           receivedAt: now,
         };
         expect(inbound.verify(req, acc)).toBe(true);
-        const tampered = Buffer.from(body);
-        const i = pos % tampered.length;
-        tampered[i] = tampered[i]! ^ flip;
+        const tampered = oneByteChanged(body, pos, flip);
         expect(inbound.verify({ ...req, rawBody: tampered }, acc)).toBe(false);
       }),
       { numRuns: 100 },

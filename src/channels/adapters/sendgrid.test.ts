@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SendgridFake } from '../../../test/fakes/sendgrid.js';
-import type { InboundRequest, InboundStatus, OutgoingMessage, ProviderAccount, SendContext } from '../types.js';
+import { oneByteChanged, welcomeEmail as message } from '../../../test/helpers/adapters.js';
+import type { InboundRequest, InboundStatus, ProviderAccount, SendContext } from '../types.js';
 import { sendgridAdapter } from './sendgrid.js';
 
 let fake: SendgridFake;
@@ -28,21 +29,6 @@ function account(over: Partial<ProviderAccount> = {}): ProviderAccount {
 
 function ctx(acc = account(), timeoutMs = 2000): SendContext {
   return { account: acc, fetch, publicUrl: 'https://rapport.example', timeoutMs };
-}
-
-function message(over: Partial<OutgoingMessage> = {}): OutgoingMessage {
-  return {
-    id: '0190a8f4-7c1e-7b3a-9d2e-1f2a3b4c5d6e',
-    tenant_id: 't1',
-    channel: 'email',
-    to: 'ada@example.org',
-    idempotency_key: 'enr1:welcome:0',
-    subject: 'Welcome, Ada',
-    body: 'Hello Ada',
-    html: '<p>Hello <b>Ada</b></p>',
-    headers: { 'List-Unsubscribe': '<https://rapport.example/u/tok>', 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' },
-    ...over,
-  };
 }
 
 describe('sendgrid adapter: send', () => {
@@ -221,9 +207,7 @@ describe('sendgrid adapter: event webhook', () => {
           receivedAt: new Date(),
         };
         expect(inbound.verify(req, acc)).toBe(true);
-        const tampered = Buffer.from(body);
-        const i = pos % tampered.length;
-        tampered[i] = tampered[i]! ^ flip;
+        const tampered = oneByteChanged(body, pos, flip);
         expect(inbound.verify({ ...req, rawBody: tampered }, acc)).toBe(false);
       }),
       { numRuns: 100 },

@@ -2,6 +2,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { welcomeEmail } from '../../../test/helpers/adapters.js';
 import type { OutgoingMessage, ProviderAccount, SendContext } from '../types.js';
 import { closeSmtpTransports, smtpAdapter, smtpFailure, type SmtpError } from './smtp.js';
 
@@ -82,12 +83,7 @@ function ctx(acc: ProviderAccount, timeoutMs = 5000): SendContext {
 }
 
 function message(over: Partial<OutgoingMessage> = {}): OutgoingMessage {
-  return {
-    id: '0190a8f4-7c1e-7b3a-9d2e-1f2a3b4c5d6e',
-    tenant_id: 't1',
-    channel: 'email',
-    to: 'ada@example.org',
-    idempotency_key: 'enr1:welcome:0',
+  return welcomeEmail({
     subject: 'Welcome, Ada — ünïcode ✓',
     body: 'Hello Ada,\nwelcome aboard.',
     html: '<html><body><p>Hello <b>Ada</b>, welcome aboard.</p></body></html>',
@@ -96,7 +92,7 @@ function message(over: Partial<OutgoingMessage> = {}): OutgoingMessage {
       'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
     },
     ...over,
-  };
+  });
 }
 
 function headerLine(mail: ParsedMail, name: string): string | undefined {

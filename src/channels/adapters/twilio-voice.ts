@@ -13,8 +13,7 @@ import type {
   SendContext,
   SendResult,
 } from '../types.js';
-import { accountIdFromPath, checkTwilioAccount, createTwilioResource, E164, formOf } from './twilio-sms.js';
-import { verifyTwilioRequest } from './twilio-signature.js';
+import { accountIdFromPath, checkTwilioAccount, createTwilioResource, E164, formOf, verifyTwilioWebhook } from './twilio-api.js';
 
 /**
  * Outbound calls through Twilio Programmable Voice (https://www.twilio.com/docs/voice/api/call-resource):
@@ -306,7 +305,7 @@ export const twilioVoiceAdapter: ChannelAdapter = {
   send,
   inbound: {
     route,
-    verify: (req, account) => verifyTwilioRequest(req, account.credentials.auth_token),
+    verify: verifyTwilioWebhook,
     parse,
     respond,
   },

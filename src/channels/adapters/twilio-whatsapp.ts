@@ -9,7 +9,7 @@ import {
   messageStatusCallback,
   messagingInbound,
   setSender,
-} from './twilio-sms.js';
+} from './twilio-api.js';
 
 /**
  * WhatsApp through Twilio (https://www.twilio.com/docs/whatsapp/api): the same Messages API as
@@ -25,9 +25,9 @@ import {
  * - A free-text message outside the window fails with 63016, synchronously or, more often, in
  *   the status callback: the message is refused for good, a template is needed.
  *
- * Webhooks are the SMS adapter's: incoming messages (with ProfileName, ButtonPayload/ButtonText
- * for quick replies, OriginalRepliedMessageSid for a reply in context) and status callbacks, to
- * `/webhooks/twilio_whatsapp`.
+ * Webhooks are the SMS adapter's (messagingInbound in twilio-api.ts): incoming messages (with
+ * ProfileName, ButtonPayload/ButtonText for quick replies, OriginalRepliedMessageSid for a reply
+ * in context) and status callbacks, to `/webhooks/twilio_whatsapp`.
  */
 
 const CONTENT_SID = /^HX[0-9a-f]{32}$/;

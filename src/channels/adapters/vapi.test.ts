@@ -2,6 +2,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { endOfCallReport, FakeVapi, statusUpdate, vapiServerRequest, type VapiAuth, type VapiCall } from '../../../test/fakes/vapi.js';
+import { oneByteChanged } from '../../../test/helpers/adapters.js';
 import type { InboundMessage, InboundRequest, InboundStatus, OutgoingMessage, ProviderAccount, SendContext } from '../types.js';
 import { vapiAdapter } from './vapi.js';
 
@@ -226,8 +227,7 @@ describe('vapi inbound: route and verify', () => {
         const raw = Buffer.from(bytes);
         const sig = createHmac('sha256', SECRET).update(raw).digest('hex');
         const base: InboundRequest = { method: 'POST', url: 'https://r.example/webhooks/vapi/acc_vapi', headers: { 'x-signature': sig }, rawBody: raw, query: {}, receivedAt: new Date() };
-        const changed = Buffer.from(raw);
-        changed[at % changed.length] = changed[at % changed.length]! ^ flip;
+        const changed = oneByteChanged(raw, at, flip);
         return inbound.verify(base, acc) && !inbound.verify({ ...base, rawBody: changed }, acc);
       }),
       { numRuns: 300 },

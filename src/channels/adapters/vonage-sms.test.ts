@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_VONAGE_WEBHOOK_URL, VonageFake, inboundSms, signedWebhook, smsStatus, toInboundRequest, vonageJwt, vonageProblem, type VonageWebhookAccount } from '../../../test/fakes/vonage.js';
+import { oneByteChanged } from '../../../test/helpers/adapters.js';
 import type { OutgoingMessage, ProviderAccount, SendContext } from '../types.js';
 import { verifyHs256, vonageSmsAdapter as adapter } from './vonage-sms.js';
 
@@ -194,9 +195,7 @@ describe('verify', () => {
         const w = signedWebhook(hook, json, { iat: NOW_S });
         const req = at(w);
         expect(inbound.verify(req, account())).toBe(true);
-        const body = Buffer.from(req.rawBody);
-        const i = pos % body.length;
-        body[i] = (body[i]! + delta) % 256;
+        const body = oneByteChanged(req.rawBody, pos, delta);
         expect(inbound.verify({ ...req, rawBody: body }, account())).toBe(false);
         const auth = req.headers.authorization!;
         const j = 7 + (pos % (auth.length - 7));

@@ -1,5 +1,5 @@
 import { createHash, createHmac } from 'node:crypto';
-import { apiBase, basicAuth, callProvider, failure, failureFromStatus, isCallFailure, retryAfterMs, safeEqual, type CallFailure, type ProviderResponse } from '../http.js';
+import { apiBase, basicAuth, callProvider, failure, failureFromStatus, isCallFailure, isHttpUrl, retryAfterMs, safeEqual, type CallFailure, type ProviderResponse } from '../http.js';
 import type {
   AccountProblem,
   ChannelAdapter,
@@ -296,16 +296,6 @@ function webhook(req: InboundRequest): Webhook | undefined {
 
 function nonEmpty(v: unknown): v is string {
   return typeof v === 'string' && v.trim().length > 0;
-}
-
-function isHttpUrl(v: unknown): boolean {
-  if (typeof v !== 'string') return false;
-  try {
-    const u = new URL(v);
-    return u.protocol === 'http:' || u.protocol === 'https:';
-  } catch {
-    return false;
-  }
 }
 
 /** An E.164 number (or short code), or an alphanumeric sender ID of 1 to 11 characters. */

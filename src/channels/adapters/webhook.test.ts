@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeWebhookReceiver } from '../../../test/fakes/webhook-receiver.js';
+import { oneByteChanged } from '../../../test/helpers/adapters.js';
 import type { OutgoingMessage, ProviderAccount, SendContext } from '../types.js';
 import { newWebhookSecret, signWebhook, verifyWebhookSignature, webhookAdapter } from './webhook.js';
 
@@ -98,9 +99,7 @@ describe('Standard Webhooks signing', () => {
         idArb,
         (secret, id, ts, body, at, flip, dt, otherId) => {
           const signature = signWebhook(secret, id, ts, body);
-          const tampered = Buffer.from(body);
-          const i = at % tampered.length;
-          tampered[i] = tampered[i]! ^ flip;
+          const tampered = oneByteChanged(body, at, flip);
           const base = { 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': signature };
           const now = ts * 1000;
           return (

@@ -71,7 +71,7 @@ export async function startServer(config: Config, opts: { clock?: Clock; logger?
     lock?.update({ url });
     const providers = opts.providers ?? delivery.router;
     for (let i = 0; i < config.workers; i++) {
-      const w = new Worker({ db, clock, providers, logger, pollMs: config.pollMs });
+      const w = new Worker({ db, clock, providers, logger, pollMs: config.pollMs, email: delivery.email });
       await w.start();
       workers.push(w);
     }

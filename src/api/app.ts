@@ -17,6 +17,7 @@ import { auditRoutes } from './routes/audit.js';
 import { consentRoutes } from './routes/consent.js';
 import { contactDetailRoutes } from './routes/contact-detail.js';
 import { contactRoutes } from './routes/contacts.js';
+import { emailLinkRoutes } from './routes/email-links.js';
 import { enrollmentRoutes } from './routes/enrollments.js';
 import { eventRoutes } from './routes/events.js';
 import { journeyRoutes, journeySchemaRoute } from './routes/journeys.js';
@@ -100,6 +101,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   await app.register(webhookRoutes, { db: deps.db, clock: deps.clock, secrets: deps.secrets, adapters: deps.adapters, publicUrl: deps.publicUrl });
 
   const routeDeps: RouteDeps = { db: deps.db, clock: deps.clock, adminToken: deps.adminToken, secrets: deps.secrets, adapters: deps.adapters, publicUrl: deps.publicUrl };
+  await app.register(emailLinkRoutes, routeDeps);
   await app.register(
     async (v1) => {
       await v1.register(adminRoutes, routeDeps);

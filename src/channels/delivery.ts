@@ -3,6 +3,7 @@ import { SandboxProvider, sandboxRegistry } from '../engine/providers.js';
 import type { Db } from '../store/db.js';
 import { loadAccounts } from '../store/provider-accounts.js';
 import { builtInAdapters } from './adapters/index.js';
+import { emailPreparer, type EmailPreparer } from './email-prepare.js';
 import { ProviderRouter } from './router.js';
 import type { ChannelAdapter, ProviderKind } from './types.js';
 
@@ -10,6 +11,8 @@ export interface DeliverySetup {
   router: ProviderRouter;
   adapters: ReadonlyMap<ProviderKind, ChannelAdapter>;
   sandbox: SandboxProvider;
+  /** Composes each e-mail (MJML, text part, footer, signed tracking and unsubscribe links) before it is sent. */
+  email: EmailPreparer;
 }
 
 /**
@@ -26,5 +29,5 @@ export function deliveryFor(db: Db, opts: { secrets: SecretBox | null; publicUrl
     publicUrl: opts.publicUrl ?? null,
     processes: opts.processes,
   });
-  return { router, adapters, sandbox };
+  return { router, adapters, sandbox, email: emailPreparer({ secrets: opts.secrets, publicUrl: opts.publicUrl ?? null }) };
 }

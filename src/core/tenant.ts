@@ -57,6 +57,18 @@ export const TenantSettings = Type.Object(
     frequency_cap_action: Type.Optional(
       Type.Union([Type.Literal('defer'), Type.Literal('block')], { description: 'a send over a frequency cap waits until the cap allows it ("defer", default) or is skipped ("block")' }),
     ),
+    postal_address: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 500, description: 'the sender\'s physical postal address, printed in the footer of marketing e-mail (CAN-SPAM); line breaks are kept' }),
+    ),
+    email_open_tracking: Type.Optional(Type.Boolean({ description: 'add the open-tracking pixel to e-mail (default true)' })),
+    email_click_tracking: Type.Optional(Type.Boolean({ description: 'send e-mail links through Rapport\'s click tracker (default true)' })),
+    unsubscribe_mailto: Type.Optional(
+      Type.String({
+        maxLength: 320,
+        pattern: '^(mailto:)?[^\\s@<>(),;:"]+@[^\\s@<>(),;:"]+\\.[^\\s@<>(),;:".?]{2,}(\\?[^\\s<>]*)?$',
+        description: 'an address offered in List-Unsubscribe beside the one-click URL, e.g. "mailto:unsub@acme.example?subject=unsubscribe" ("mailto:" may be left out)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -1,7 +1,9 @@
+import type { EmailPreparer } from '../channels/email-prepare.js';
 import type { ActionNode, SendContent, SendNode } from '../core/journey/definition.js';
-import { templateScope, type ContactFacts, type Wake } from '../core/journey/engine.js';
+import { templateScope, TRANSACTIONAL_TOPIC, type ContactFacts, type Wake } from '../core/journey/engine.js';
 import { decideSend } from '../core/policy.js';
 import { isRenderLimit, render, renderDeep, renderHtml } from '../core/template.js';
+import type { TenantSettings } from '../core/tenant.js';
 import { durationMs } from '../core/time.js';
 import { resolveZone } from '../core/zone.js';
 import type { Db, Queryable } from '../store/db.js';
@@ -79,6 +81,13 @@ interface Prepared {
   msg: ClaimedMessage;
   contact: ContactFacts;
   version: LiveVersion | null;
+  /** The tenant's settings as recheck() read them: e-mail footers and tracking switches. */
+  settings: TenantSettings;
+}
+
+export interface DispatchOptions {
+  /** Builds the e-mail that leaves (MJML, text part, footer, tracking); without it e-mail goes as rendered. */
+  email?: EmailPreparer;
 }
 
 export interface DispatchResult {
@@ -89,7 +98,7 @@ export interface DispatchResult {
   suppressed: number;
 }
 
-export async function runDispatchBatch(db: Db, now: () => Date, providers: ProviderRegistry, limit = DEFAULT_DISPATCH_BATCH): Promise<DispatchResult> {
+export async function runDispatchBatch(db: Db, now: () => Date, providers: ProviderRegistry, limit = DEFAULT_DISPATCH_BATCH, options: DispatchOptions = {}): Promise<DispatchResult> {
   const result: DispatchResult = { claimed: 0, sent: 0, failed: 0, held: 0, suppressed: 0 };
   const start = now();
   const ready = await db.transaction(async (tx) => {
@@ -105,7 +114,7 @@ export async function runDispatchBatch(db: Db, now: () => Date, providers: Provi
   if (!ready.length) return result;
 
   const templates = await loadTemplates(db, ready);
-  const outcomes = await Promise.all(ready.map((p) => deliver(p, templates, providers)));
+  const outcomes = await Promise.all(ready.map((p) => deliver(p, templates, providers, options)));
 
   await db.transaction(async (tx) => {
     const at = now();
@@ -232,7 +241,7 @@ async function recheck(tx: Queryable, now: Date, claimed: ClaimedMessage[], resu
         continue;
       }
     }
-    go.push({ msg: { ...m, attempts: m.attempts + 1 }, contact, version });
+    go.push({ msg: { ...m, attempts: m.attempts + 1 }, contact, version, settings: tenant.settings as TenantSettings });
   }
   result.held = hold.length;
   result.suppressed = block.length;
@@ -304,7 +313,7 @@ type Delivered = {
   wake?: Wake;
 };
 
-async function deliver(p: Prepared, templates: Map<string, TemplateRow>, providers: ProviderRegistry): Promise<Delivered & { result: { ok: boolean } }> {
+async function deliver(p: Prepared, templates: Map<string, TemplateRow>, providers: ProviderRegistry, options: DispatchOptions): Promise<Delivered & { result: { ok: boolean } }> {
   const scope = templateScope(p.contact, p.msg.content.vars ?? {}, p.version?.name ?? null);
   if (p.msg.kind === 'action_webhook') return callWebhook(p, scope);
   let out: OutgoingMessage;
@@ -334,6 +343,16 @@ async function deliver(p: Prepared, templates: Map<string, TemplateRow>, provide
   } catch (err) {
     return { rendered: null, result: { ok: false, permanent: !isRenderLimit(err), error: `render: ${(err as Error).message}` } };
   }
+  let warnings: string[] = [];
+  if (p.msg.channel === 'email' && options.email) {
+    const marketing = !p.msg.transactional && p.msg.topic !== TRANSACTIONAL_TOPIC;
+    try {
+      ({ message: out, warnings } = await options.email(out, { marketing, settings: p.settings }));
+    } catch (err) {
+      // Only the MJML renderer failing outright lands here; the same layout would fail again.
+      return { rendered: null, result: { ok: false, permanent: true, error: `compose: ${(err as Error).message}` } };
+    }
+  }
   let delivery: Delivery;
   try {
     delivery = await providers.send(out);
@@ -341,7 +360,8 @@ async function deliver(p: Prepared, templates: Map<string, TemplateRow>, provide
     // Loading the tenant's accounts failed (database, secret key): the message is not at fault.
     delivery = { provider: 'unknown', account_id: null, result: { ok: false, permanent: false, code: 'config', error: (err as Error).message } };
   }
-  const { id: _id, tenant_id: _t, idempotency_key: _k, ...rendered } = out;
+  const { id: _id, tenant_id: _t, idempotency_key: _k, ...sent } = out;
+  const rendered = warnings.length ? { ...sent, warnings } : sent;
   return { rendered, result: delivery.result.ok ? { ...delivery.result, provider: delivery.provider } : delivery.result, account_id: delivery.account_id };
 }
 

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { EmailPreparer } from '../channels/email-prepare.js';
 import type { Db } from '../store/db.js';
 import { WORK_CHANNEL } from '../store/enrollments.js';
 import type { Clock } from './clock.js';
@@ -17,6 +18,8 @@ export interface WorkerOptions {
   pollMs?: number;
   /** Run the dispatcher too (default); a process may run only the scheduler. */
   dispatch?: boolean;
+  /** Composes e-mail before it is sent (see channels/email-prepare.ts); without it e-mail goes as rendered. */
+  email?: EmailPreparer;
 }
 
 export interface WorkerStats {
@@ -78,7 +81,7 @@ export class Worker {
     this.stats.messagesQueued += s.messages;
     let dispatched = 0;
     if (this.opts.dispatch !== false) {
-      const d = await runDispatchBatch(db, () => clock.now(), providers, this.opts.dispatchBatchSize ?? DEFAULT_DISPATCH_BATCH);
+      const d = await runDispatchBatch(db, () => clock.now(), providers, this.opts.dispatchBatchSize ?? DEFAULT_DISPATCH_BATCH, { email: this.opts.email });
       this.stats.sent += d.sent;
       this.stats.failed += d.failed;
       dispatched = d.claimed;

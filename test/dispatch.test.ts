@@ -119,3 +119,97 @@ describe('dispatcher retries and provider answers', () => {
     expect(() => retrySchedule('1s,soon')).toThrow(/RAPPORT_RETRY_SCHEDULE/);
   });
 });
+
+describe('WhatsApp at dispatch and urgency', () => {
+  const wrote = (contactId: string, at: Date) =>
+    db.query(
+      `insert into conversations (id, tenant_id, contact_id, channel, last_inbound_at, created_at, updated_at) values (gen_random_uuid(), $1, $2, 'whatsapp', $3, $3, $3)
+       on conflict (tenant_id, contact_id, channel) do update set last_inbound_at = excluded.last_inbound_at`,
+      [tenant, contactId, at],
+    );
+
+  async function whatsappContact(): Promise<string> {
+    const n = Math.floor(Math.random() * 1e7).toString().padStart(7, '0');
+    const c = await createContact(db, tenant, { phone: `+1646${2 + (Number(n[0]) % 8)}${n.slice(1)}` }, {}, clock.now());
+    await grantAll(db, tenant, [c.id], ['whatsapp']);
+    return c.id;
+  }
+
+  beforeEach(async () => {
+    await publishJourney(db, tenant, {
+      entry: { event: 'notify' },
+      reentry: { mode: 'always' },
+      nodes: [
+        {
+          id: 'note',
+          type: 'send',
+          channel: 'whatsapp',
+          priority: '{{ trigger.urgency }}',
+          content: { body: 'Plain text', whatsapp_template: { name: 'notice', language: 'en', parameters: ['{{ trigger.urgency }}'] } },
+        },
+      ],
+    });
+  });
+
+  const notify = async (contactId: string, urgency: number) => {
+    await ingestEvents(db, tenant, [{ name: 'notify', contact_id: contactId, properties: { urgency } }], clock.now(), {});
+    await worker.drain();
+  };
+  const sentTo = () => provider.calls.filter((m) => m.channel === 'whatsapp').map((m) => (m.whatsapp_template ? `template:${m.whatsapp_template.parameters[0]}` : `text:${m.body}`));
+
+  it('sends the text while the window is open and the template once it has closed', async () => {
+    const c = await whatsappContact();
+    await wrote(c, new Date(clock.now().getTime() - 3600_000));
+    await notify(c, 3);
+    clock.advance(24 * 3600_000);
+    await notify(c, 3);
+    expect(sentTo()).toEqual(['text:Plain text', 'template:3']);
+    const rendered = (await db.query<any>('select rendered from messages where contact_id = $1 order by created_at', [c])).rows.map((r) => Object.keys(r.rendered).sort());
+    expect(rendered[0]).not.toContain('whatsapp_template');
+    expect(rendered[1]).not.toContain('body');
+  });
+
+  it('holds a second template for an hour, lets an urgent one through, and takes urgent messages first', async () => {
+    const c = await whatsappContact();
+    await notify(c, 2);
+    clock.advance(10 * 60_000);
+    await notify(c, 3);
+    expect(sentTo()).toEqual(['template:2']);
+    const held = (await db.query<any>(`select status, due_at, reason, attempts from messages where contact_id = $1 and status = 'queued'`, [c])).rows[0];
+    expect(held).toMatchObject({ reason: 'whatsapp_template_limit', attempts: 0 });
+    expect(new Date(held.due_at).getTime()).toBe(clock.now().getTime() + 50 * 60_000);
+    await notify(c, 5);
+    expect(sentTo()).toEqual(['template:2', 'template:5']);
+    // The urgent template counts too: the held one waits an hour from it.
+    clock.advance(50 * 60_000);
+    await worker.drain();
+    expect(sentTo()).toEqual(['template:2', 'template:5']);
+    clock.advance(10 * 60_000);
+    await worker.drain();
+    expect(sentTo()).toEqual(['template:2', 'template:5', 'template:3']);
+
+    // Due together, the urgent one is claimed first even though it is the younger.
+    provider.calls.length = 0;
+    const [a, b] = [await whatsappContact(), await whatsappContact()];
+    await wrote(a, clock.now());
+    await wrote(b, clock.now());
+    const small = new Worker({ db, clock, providers: provider, dispatchBatchSize: 1 });
+    await ingestEvents(db, tenant, [{ name: 'notify', contact_id: a, properties: { urgency: 1 } }], clock.now(), {});
+    clock.advance(1000);
+    await ingestEvents(db, tenant, [{ name: 'notify', contact_id: b, properties: { urgency: 5 } }], clock.now(), {});
+    await small.drain();
+    expect(provider.calls.map((m) => m.to)).toEqual([(await contactPhone(b)), (await contactPhone(a))]);
+  });
+
+  it('blocks a template the registry knows is not approved, with the reason', async () => {
+    await db.query(`insert into whatsapp_templates (id, tenant_id, name, language, category, status) values (gen_random_uuid(), $1, 'notice', 'en', 'utility', 'paused')`, [tenant]);
+    const c = await whatsappContact();
+    await notify(c, 3);
+    expect(sentTo()).toEqual([]);
+    expect(await message(c)).toMatchObject({ status: 'suppressed', reason: 'whatsapp_template_not_approved: notice (en) is paused' });
+  });
+});
+
+async function contactPhone(id: string): Promise<string> {
+  return (await db.query<{ phone: string }>('select phone from contacts where id = $1', [id])).rows[0]!.phone;
+}

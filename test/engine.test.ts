@@ -135,9 +135,17 @@ describe('journey engine', () => {
     ],
   };
 
+  /** The contact wrote on WhatsApp a moment ago: the 24-hour window is open for free-form text. */
+  const wroteOnWhatsapp = (contactId: string) =>
+    db.query(
+      `insert into conversations (id, tenant_id, contact_id, channel, last_inbound_at, created_at, updated_at) values (gen_random_uuid(), $1, $2, 'whatsapp', $3, $3, $3)`,
+      [tenant, contactId, clock.now()],
+    );
+
   it('wakes a wait on a reply and branches on its text', async () => {
     await publishJourney(db, tenant, replyJourney);
     const c = await contact();
+    await wroteOnWhatsapp(c);
     await event(c, 'car_blocking');
     await worker.drain();
     clock.advance(5 * 60_000);
@@ -153,12 +161,40 @@ describe('journey engine', () => {
   it('takes the timeout path when no reply comes', async () => {
     await publishJourney(db, tenant, replyJourney);
     const c = await contact();
+    await wroteOnWhatsapp(c);
     await event(c, 'car_blocking');
     await worker.drain();
     clock.advance(15 * 60_000);
     await worker.drain();
     const e = await enrollment(c);
     expect(await history(e.id)).toEqual(['ask:queued', 'wait:waiting', 'wait:timeout', 'escalate:queued', 'escalate:completed']);
+  });
+
+  it('blocks a WhatsApp text outside the 24-hour window and takes on_blocked; a template goes out', async () => {
+    await publishJourney(db, tenant, {
+      entry: { event: 'notice' },
+      nodes: [
+        { id: 'text', type: 'send', channel: 'whatsapp', content: { body: 'Free-form' }, next: 'templated', on_blocked: 'fallback' },
+        { id: 'fallback', type: 'send', channel: 'sms', content: { body: 'By SMS instead' }, next: 'templated' },
+        { id: 'templated', type: 'send', channel: 'whatsapp', content: { body: 'Hi', whatsapp_template: { name: 'notice', language: 'en' } } },
+      ],
+    });
+    const c = await contact();
+    // Wrote 25 hours ago: the window has closed.
+    await db.query(
+      `insert into conversations (id, tenant_id, contact_id, channel, last_inbound_at, created_at, updated_at) values (gen_random_uuid(), $1, $2, 'whatsapp', $3, $3, $3)`,
+      [tenant, c, new Date(clock.now().getTime() - 25 * 3600_000)],
+    );
+    await event(c, 'notice');
+    await worker.drain();
+    const e = await enrollment(c);
+    expect(await history(e.id)).toEqual(['text:blocked', 'fallback:queued', 'templated:queued', 'templated:completed']);
+    expect((await messages(c)).map((m: { node: string; status: string; reason: string | null }) => [m.node, m.status, m.reason])).toEqual(
+      expect.arrayContaining([
+        ['text', 'suppressed', 'whatsapp_window_closed'],
+        ['fallback', 'sent', null],
+      ]),
+    );
   });
 
   it('holds a marketing SMS for quiet hours in the recipient\'s zone and spreads it after 08:00', async () => {

@@ -346,7 +346,14 @@ describe('Meta WhatsApp', () => {
     await publishJourney(db, tenantId, {
       entry: { event: 'blocking' },
       nodes: [
-        { id: 'ask', type: 'send', channel: 'whatsapp', content: { body: 'Your car is blocking the exit. Can you move it?' }, next: 'answer' },
+        {
+          id: 'ask',
+          type: 'send',
+          channel: 'whatsapp',
+          // Sam never wrote on WhatsApp: outside the window only the template can go.
+          content: { body: 'Your car is blocking the exit. Can you move it?', whatsapp_template: { name: 'exit_blocked', language: 'en', parameters: ['{{ contact.name }}'] } },
+          next: 'answer',
+        },
         { id: 'answer', type: 'wait', until_event: { reply: { channel: 'whatsapp' }, timeout: '5m' }, on_reply: 'route', on_timeout: 'late' },
         {
           id: 'route',
@@ -371,7 +378,13 @@ describe('Meta WhatsApp', () => {
     expect(stored).toEqual({ payload: 'moving_now', intent: 'moving_now', in_reply_to: sent.id, channel: 'whatsapp' });
     expect((await db.query<any>('select status, replied_at from messages where id = $1', [sent.id])).rows[0].status).toBe('replied');
     await worker.drain();
-    expect(provider.calls.filter((m) => m.tenant_id === tenantId).map((m) => m.body)).toEqual(['Your car is blocking the exit. Can you move it?', 'Thank you!']);
+    // The alert went as the template; the reply opened the window, so the thanks goes as text.
+    const calls = provider.calls.filter((m) => m.tenant_id === tenantId);
+    expect(calls.map((m) => [m.body, m.whatsapp_template?.name])).toEqual([
+      [undefined, 'exit_blocked'],
+      ['Thank you!', undefined],
+    ]);
+    expect(calls[0]!.whatsapp_template!.parameters).toEqual(['Sam']);
     // The existing contact keeps its name; the WhatsApp window is open from the reply.
     expect((await db.query<any>('select name from contacts where id = $1', [c.id])).rows[0].name).toBe('Sam');
     const convo = (await db.query<any>(`select last_inbound_at from conversations where contact_id = $1 and channel = 'whatsapp'`, [c.id])).rows[0];

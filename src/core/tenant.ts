@@ -57,6 +57,13 @@ export const TenantSettings = Type.Object(
     frequency_cap_action: Type.Optional(
       Type.Union([Type.Literal('defer'), Type.Literal('block')], { description: 'a send over a frequency cap waits until the cap allows it ("defer", default) or is skipped ("block")' }),
     ),
+    whatsapp_template_interval_minutes: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 1440,
+        description: 'a contact gets at most one WhatsApp template message per this many minutes (default 60; 0 for no limit); urgent sends (priority 4 and 5) pass',
+      }),
+    ),
     postal_address: Type.Optional(
       Type.String({ minLength: 1, maxLength: 500, description: 'the sender\'s physical postal address, printed in the footer of marketing e-mail (CAN-SPAM); line breaks are kept' }),
     ),

@@ -1,4 +1,5 @@
 import type { EmailPreparer } from '../channels/email-prepare.js';
+import { DEFAULT_TEMPLATE_INTERVAL_MINUTES, planWhatsapp, URGENT_PRIORITY, type WhatsappCandidate, type WhatsappPlan } from './whatsapp-plan.js';
 import type { ActionNode, SendContent, SendNode } from '../core/journey/definition.js';
 import { templateScope, TRANSACTIONAL_TOPIC, type ContactFacts, type Wake } from '../core/journey/engine.js';
 import { decideSend } from '../core/policy.js';
@@ -67,7 +68,7 @@ interface ClaimedMessage {
   enrollment_id: string | null;
   journey_id: string | null;
   node: string | null;
-  kind: 'send' | 'action_webhook';
+  kind: 'send' | 'action_webhook' | 'reply';
   channel: SendNode['channel'];
   topic: string | null;
   transactional: boolean;
@@ -75,6 +76,8 @@ interface ClaimedMessage {
   content: { version?: number; vars?: Record<string, unknown>; inline?: SendContent };
   to_address: string | null;
   attempts: number;
+  /** 1 (lowest) to 5. */
+  priority: number;
 }
 
 interface Prepared {
@@ -102,11 +105,21 @@ export async function runDispatchBatch(db: Db, now: () => Date, providers: Provi
   const result: DispatchResult = { claimed: 0, sent: 0, failed: 0, held: 0, suppressed: 0 };
   const start = now();
   const ready = await db.transaction(async (tx) => {
-    const { rows: claimed } = await tx.query<ClaimedMessage>(
-      `select id, tenant_id, contact_id, enrollment_id, journey_id, node, kind, channel, topic, transactional, idempotency_key, content, to_address, attempts
-         from messages where due_at <= $1 order by due_at limit $2 for update skip locked`,
+    // Urgent messages first (a small partial index finds them), then the rest by due time. One
+    // ordering by priority would walk every held message of a higher priority on each claim.
+    const columns = 'id, tenant_id, contact_id, enrollment_id, journey_id, node, kind, channel, topic, transactional, idempotency_key, content, to_address, attempts, priority';
+    const { rows: urgent } = await tx.query<ClaimedMessage>(
+      `select ${columns} from messages where due_at <= $1 and priority >= ${URGENT_PRIORITY} order by priority desc, due_at limit $2 for update skip locked`,
       [start, limit],
     );
+    const { rows: rest } =
+      urgent.length < limit
+        ? await tx.query<ClaimedMessage>(
+            `select ${columns} from messages where due_at <= $1 and not (id = any($3::uuid[])) order by due_at limit $2 for update skip locked`,
+            [start, limit - urgent.length, urgent.map((m) => m.id)],
+          )
+        : { rows: [] };
+    const claimed = [...urgent, ...rest];
     result.claimed = claimed.length;
     if (!claimed.length) return [];
     return recheck(tx, start, claimed, result);
@@ -114,17 +127,28 @@ export async function runDispatchBatch(db: Db, now: () => Date, providers: Provi
   if (!ready.length) return result;
 
   const templates = await loadTemplates(db, ready);
-  const outcomes = await Promise.all(ready.map((p) => deliver(p, templates, providers, options)));
+  const whatsapp = await planWhatsapp(db, whatsappCandidates(ready, templates), start);
+  const outcomes = await Promise.all(ready.map((p) => deliver(p, templates, providers, options, whatsapp.get(p.msg.id))));
 
   await db.transaction(async (tx) => {
     const at = now();
     const sent: Record<string, unknown>[] = [];
     const retry: Record<string, unknown>[] = [];
     const failed: Record<string, unknown>[] = [];
+    const blocked: Record<string, unknown>[] = [];
     const wakes: { id: string; node: string; wake: Wake }[] = [];
-    outcomes.forEach(({ rendered, result: r, wake, account_id }, i) => {
+    outcomes.forEach(({ rendered, result: r, wake, account_id, blocked: why, hold }, i) => {
       const m = ready[i]!.msg;
       if (wake && m.enrollment_id && m.node) wakes.push({ id: m.enrollment_id, node: m.node, wake });
+      if (why) {
+        blocked.push({ id: m.id, reason: why });
+        return;
+      }
+      if (hold) {
+        // Held by a limit of Rapport's own: not an attempt, the provider never saw it.
+        retry.push({ id: m.id, due_at: hold.until, error: hold.reason, refund: true });
+        return;
+      }
       if (r.ok) {
         sent.push({ id: m.id, provider: r.provider, provider_message_id: r.provider_message_id, rendered, cost: r.cost ?? null, currency: r.currency ?? null, account_id: account_id ?? null });
         return;
@@ -140,6 +164,17 @@ export async function runDispatchBatch(db: Db, now: () => Date, providers: Provi
     });
     result.sent = sent.length;
     result.failed = failed.length;
+    result.suppressed += blocked.length;
+    if (blocked.length) {
+      await tx.query(
+        `with u as (
+           update messages m set status = 'suppressed', reason = x.reason, updated_at = $2, due_at = null
+             from jsonb_to_recordset($1::jsonb) as x(id uuid, reason text)
+            where m.id = x.id and m.status = 'sending' returning m.id, x.reason)
+         insert into message_status (message_id, status, at, detail) select id, 'suppressed', $2, jsonb_build_object('reason', reason) from u`,
+        [JSON.stringify(blocked), at],
+      );
+    }
     if (sent.length) {
       await tx.query(
         `with u as (
@@ -311,16 +346,56 @@ type Delivered = {
   result: (SendResult & { provider?: string }) | { ok: true; provider: string; provider_message_id: string; cost?: number; currency?: string };
   account_id?: string | null;
   wake?: Wake;
+  /** Not sent, by a rule that will not change on retry (the WhatsApp window): recorded as suppressed. */
+  blocked?: string;
+  /** Not sent yet, by a limit that lifts at `until`. */
+  hold?: { until: Date; reason: string };
 };
 
-async function deliver(p: Prepared, templates: Map<string, TemplateRow>, providers: ProviderRegistry, options: DispatchOptions): Promise<Delivered & { result: { ok: boolean } }> {
+/** The content a message sends: the node's (or its inline) fields over its stored template's. */
+function effectiveContent(p: Prepared, templates: Map<string, TemplateRow>): { content: SendContent; stored: TemplateRow | undefined } | null {
+  const content = contentOf(p);
+  if (!content) return null;
+  return { content, stored: content.template ? templates.get(`${p.msg.tenant_id}|${content.template}`) : undefined };
+}
+
+function whatsappCandidates(ready: Prepared[], templates: Map<string, TemplateRow>): WhatsappCandidate[] {
+  return ready.flatMap((p) => {
+    if (p.msg.channel !== 'whatsapp' || p.msg.kind === 'action_webhook') return [];
+    const found = effectiveContent(p, templates);
+    if (!found) return [];
+    const wa = found.content.whatsapp_template ?? found.stored?.whatsapp_template ?? null;
+    const interval = p.settings.whatsapp_template_interval_minutes;
+    return [
+      {
+        id: p.msg.id,
+        tenant_id: p.msg.tenant_id,
+        contact_id: p.msg.contact_id,
+        priority: p.msg.priority,
+        hasBody: (found.content.body ?? found.stored?.body ?? undefined) !== undefined,
+        template: wa ? { name: wa.name, language: wa.language } : null,
+        intervalMinutes: typeof interval === 'number' ? interval : DEFAULT_TEMPLATE_INTERVAL_MINUTES,
+      },
+    ];
+  });
+}
+
+async function deliver(
+  p: Prepared,
+  templates: Map<string, TemplateRow>,
+  providers: ProviderRegistry,
+  options: DispatchOptions,
+  whatsapp: WhatsappPlan | undefined,
+): Promise<Delivered & { result: { ok: boolean } }> {
   const scope = templateScope(p.contact, p.msg.content.vars ?? {}, p.version?.name ?? null);
   if (p.msg.kind === 'action_webhook') return callWebhook(p, scope);
+  if (whatsapp && 'block' in whatsapp) return { rendered: null, result: { ok: false, permanent: true, error: whatsapp.block }, blocked: whatsapp.block };
+  if (whatsapp && 'hold_until' in whatsapp) return { rendered: null, result: { ok: false, permanent: false, error: whatsapp.reason }, hold: { until: whatsapp.hold_until, reason: whatsapp.reason } };
   let out: OutgoingMessage;
   try {
-    const content = contentOf(p);
-    if (!content) throw new Error('the message has no content (its journey version or node is gone)');
-    const stored = content.template ? templates.get(`${p.msg.tenant_id}|${content.template}`) : undefined;
+    const found = effectiveContent(p, templates);
+    if (!found) throw new Error('the message has no content (its journey version or node is gone)');
+    const { content, stored } = found;
     if (content.template && !stored) throw new Error(`template "${content.template}" does not exist`);
     const pick = (inline: string | undefined, fromTemplate: string | null | undefined) => inline ?? fromTemplate ?? undefined;
     const subject = pick(content.subject, stored?.subject);
@@ -340,6 +415,11 @@ async function deliver(p: Prepared, templates: Map<string, TemplateRow>, provide
       ...(wa ? { whatsapp_template: { name: wa.name, language: wa.language, parameters: (wa.parameters ?? []).map((x) => render(x, scope)) } } : {}),
       ...(url !== undefined ? { url: render(url, scope) } : {}),
     };
+    // Adapters send the template when there is one: inside the window the text goes instead.
+    if (whatsapp && 'mode' in whatsapp) {
+      if (whatsapp.mode === 'session') delete out.whatsapp_template;
+      else delete out.body;
+    }
   } catch (err) {
     return { rendered: null, result: { ok: false, permanent: !isRenderLimit(err), error: `render: ${(err as Error).message}` } };
   }

@@ -14,6 +14,7 @@ import {
   loadEventTimes,
   loadRecentSends,
   loadSuppressed,
+  loadWhatsappInbound,
   longestCap,
   parkEnrollments,
   tenantPolicies,
@@ -95,6 +96,8 @@ async function evaluateBatch(tx: Tx, now: Date, claimed: ClaimedEnrollment[]): P
   const suppressed = await loadSuppressed(tx, addresses);
   const recent = capped.length ? await loadRecentSends(tx, capped, new Date(now.getTime() - longest)) : new Map<string, { channel: string; at: Date }[]>();
   const engagement = engaged.length ? await loadEngagement(tx, engaged.map((e) => e.id)) : undefined;
+  const onWhatsapp = live.filter((e) => versions.get(versionKey(e.journey_id, e.version))!.compiled.channels.includes('whatsapp'));
+  const whatsappInbound = onWhatsapp.length ? await loadWhatsappInbound(tx, onWhatsapp.map((e) => ({ tenant_id: e.tenant_id, contact_id: e.contact_id }))) : null;
   const eventTimes = histories.names.length ? await loadEventTimes(tx, histories.pairs, histories.names, histories.since(now)) : undefined;
 
   const rows: OutcomeRow[] = [];
@@ -133,6 +136,7 @@ async function evaluateBatch(tx: Tx, now: Date, claimed: ClaimedEnrollment[]): P
           }
         : undefined,
       messages: engagement?.get(e.id),
+      ...(whatsappInbound && version.compiled.channels.includes('whatsapp') ? { whatsappInboundAt: whatsappInbound.get(e.contact_id) ?? null } : {}),
     };
     const state: EnrollmentState = { id: e.id, contact_id: e.contact_id, node: e.node, wait: e.wait, vars: e.vars, memo: e.memo, steps: e.steps, entered_at: e.entered_at };
     try {

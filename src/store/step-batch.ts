@@ -80,6 +80,21 @@ export async function loadContacts(tx: Queryable, ids: string[]): Promise<Map<st
   return new Map(rows.map((r) => [r.id, r]));
 }
 
+/** When each contact last wrote on WhatsApp: the start of their 24-hour customer-service window. */
+export async function loadWhatsappInbound(tx: Queryable, pairs: Pair[]): Promise<Map<string, Date>> {
+  const out = new Map<string, Date>();
+  if (!pairs.length) return out;
+  const { rows } = await tx.query<{ contact_id: string; last_inbound_at: Date }>(
+    `select c.contact_id, c.last_inbound_at
+       from unnest($1::uuid[], $2::uuid[]) as x(tenant_id, contact_id)
+       join conversations c on c.tenant_id = x.tenant_id and c.contact_id = x.contact_id and c.channel = 'whatsapp'
+      where c.last_inbound_at is not null`,
+    pairArgs(pairs),
+  );
+  for (const r of rows) out.set(r.contact_id, new Date(r.last_inbound_at));
+  return out;
+}
+
 export async function loadConsent(tx: Queryable, pairs: Pair[]): Promise<Map<string, ConsentEntry[]>> {
   const out = new Map<string, ConsentEntry[]>();
   if (!pairs.length) return out;
@@ -265,6 +280,7 @@ export async function writeOutcomes(tx: Queryable, now: Date, rows: OutcomeRow[]
         due_at: m.due_at,
         content: { version: r.version, vars: m.vars },
         to_address: m.to_address,
+        priority: m.priority,
       });
     }
   }
@@ -272,11 +288,11 @@ export async function writeOutcomes(tx: Queryable, now: Date, rows: OutcomeRow[]
     await tx.query(
       `with ins as (
          insert into messages (id, tenant_id, contact_id, enrollment_id, journey_id, node, kind, channel, topic, transactional, status, reason,
-                               idempotency_key, due_at, content, to_address, created_at, updated_at)
+                               idempotency_key, due_at, content, to_address, priority, created_at, updated_at)
          select x.id, x.tenant_id, x.contact_id, x.enrollment_id, x.journey_id, x.node, x.kind, x.channel, x.topic, x.transactional, x.status, x.reason,
-                x.idempotency_key, x.due_at, x.content, x.to_address, $2, $2
+                x.idempotency_key, x.due_at, x.content, x.to_address, coalesce(x.priority, 3), $2, $2
            from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, contact_id uuid, enrollment_id uuid, journey_id uuid, node text, kind text,
-                channel text, topic text, transactional boolean, status text, reason text, idempotency_key text, due_at timestamptz, content jsonb, to_address text)
+                channel text, topic text, transactional boolean, status text, reason text, idempotency_key text, due_at timestamptz, content jsonb, to_address text, priority smallint)
          on conflict (tenant_id, idempotency_key) do nothing
          returning id, status, reason)
        insert into message_status (message_id, status, at, detail)

@@ -168,9 +168,16 @@ export const SendNode = Type.Object(
     transactional: Type.Optional(Type.Boolean({ description: 'transactional sends bypass frequency caps and the journey send window (not consent, suppression or quiet hours)' })),
     ignore_quiet_hours: Type.Optional(Type.Boolean({ description: 'only with transactional: urgent alerts that must go out at night' })),
     options: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'per-node provider options (sender, media, buttons...)' })),
+    priority: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1, maximum: 5 }), Type.String({ minLength: 1, maxLength: 200 })], {
+        description:
+          'urgency from 1 (lowest) to 5, or Liquid giving one ("{{ trigger.urgency }}"); default 3. Urgent messages leave the outbox first, and at 4 and 5 pass the per-contact WhatsApp template limit',
+      }),
+    ),
     next: Next,
+    on_blocked: Type.Optional(NodeId),
   },
-  strict,
+  { ...strict, description: 'queue a message; continue at next, or at on_blocked when the policy blocks it (no consent, suppressed, no address, WhatsApp window closed without a template)' },
 );
 
 export const WaitUntilTime = Type.Object(

@@ -62,6 +62,8 @@ export interface StepEnv {
   recentSends: { channel: string; at: Date }[];
   eventCount?: ConditionFacts['eventCount'];
   messages?: ConditionFacts['messages'];
+  /** When the contact last wrote on WhatsApp (the 24-hour window); null when never, absent when not loaded. */
+  whatsappInboundAt?: Date | null;
 }
 
 export interface OutboxMessage {
@@ -72,6 +74,8 @@ export interface OutboxMessage {
   transactional: boolean;
   status: 'queued' | 'suppressed';
   reason: string | null;
+  /** 1 (lowest) to 5: the dispatcher takes urgent messages first. */
+  priority: number;
   idempotency_key: string;
   due_at: Date | null;
   to_address: string | null;
@@ -226,6 +230,33 @@ function run(node: JourneyNode, env: StepEnv, out: StepOutcome): Next {
   }
 }
 
+/** The reason a WhatsApp send outside the 24-hour window, with no template to fall back on, is blocked. */
+export const WHATSAPP_WINDOW_CLOSED = 'whatsapp_window_closed';
+
+/**
+ * Whether a WhatsApp send has content WhatsApp will deliver now: any content inside the window,
+ * only a template outside it. A stored template may hold one, which the dispatcher checks.
+ */
+export function whatsappSendable(node: SendNode, lastInbound: Date | null, now: Date): boolean {
+  if (whatsappWindowOpen(lastInbound, now)) return true;
+  return node.content.whatsapp_template !== undefined || node.content.template !== undefined;
+}
+
+export const WHATSAPP_WINDOW_MS = 24 * 3600_000;
+
+export function whatsappWindowOpen(lastInbound: Date | null, now: Date): boolean {
+  return lastInbound !== null && now.getTime() - lastInbound.getTime() < WHATSAPP_WINDOW_MS;
+}
+
+export const DEFAULT_PRIORITY = 3;
+
+/** The node's priority, rendered from Liquid when it is a string; anything but 1 to 5 is the default. */
+function sendPriority(node: SendNode, env: StepEnv, out: StepOutcome): number {
+  if (node.priority === undefined) return DEFAULT_PRIORITY;
+  const raw = typeof node.priority === 'number' ? node.priority : Number(String(renderDeep(node.priority, scopeOf(env, out))).trim());
+  return Number.isInteger(raw) && raw >= 1 && raw <= 5 ? raw : DEFAULT_PRIORITY;
+}
+
 function runSend(node: SendNode, env: StepEnv, out: StepOutcome): Next {
   const transactional = node.transactional === true;
   const topic = node.topic ?? (transactional ? TRANSACTIONAL_TOPIC : DEFAULT_TOPIC);
@@ -250,7 +281,12 @@ function runSend(node: SendNode, env: StepEnv, out: StepOutcome): Next {
     transactional,
     to_address: address,
     vars: out.vars,
+    priority: sendPriority(node, env, out),
   };
+  // WhatsApp delivers free-form text only within 24 hours of the contact's last message; a send
+  // with nothing else to offer is blocked now, so the journey can take its on_blocked path.
+  const windowClosed =
+    decision.action === 'send' && node.channel === 'whatsapp' && env.whatsappInboundAt !== undefined && !whatsappSendable(node, env.whatsappInboundAt, env.now);
   if (decision.action === 'defer') {
     out.wait = { kind: 'send', node: node.id, reason: decision.reason };
     out.due_at = decision.until;
@@ -258,10 +294,12 @@ function runSend(node: SendNode, env: StepEnv, out: StepOutcome): Next {
     return STOP;
   }
   out.memo = { ...out.memo, last_send: node.id };
-  if (decision.action === 'block') {
-    out.messages.push({ ...base, status: 'suppressed', reason: decision.reason, idempotency_key: idempotencyKey(out, node.id), due_at: null });
-    record(out, { node: node.id, outcome: 'blocked', detail: { reason: decision.reason, ...(decision.detail ? { detail: decision.detail } : {}) } });
-    return node.next;
+  if (decision.action === 'block' || windowClosed) {
+    const reason = decision.action === 'block' ? decision.reason : WHATSAPP_WINDOW_CLOSED;
+    const detail = decision.action === 'block' ? decision.detail : undefined;
+    out.messages.push({ ...base, status: 'suppressed', reason, idempotency_key: idempotencyKey(out, node.id), due_at: null });
+    record(out, { node: node.id, outcome: 'blocked', detail: { reason, ...(detail ? { detail } : {}) } });
+    return node.on_blocked ?? node.next;
   }
   out.messages.push({ ...base, status: 'queued', reason: null, idempotency_key: idempotencyKey(out, node.id), due_at: env.now });
   env.recentSends.push({ channel: node.channel, at: env.now });
@@ -364,6 +402,7 @@ function runAction(node: ActionNode, env: StepEnv, out: StepOutcome): Next {
       due_at: env.now,
       to_address: null,
       vars: out.vars,
+      priority: DEFAULT_PRIORITY,
     });
     out.wait = { kind: 'webhook', node: node.id };
     out.due_at = addDuration(env.now, node.webhook.timeout ?? DEFAULT_WEBHOOK_TIMEOUT, env.zone);

@@ -176,6 +176,9 @@ function edges(nodes: JourneyNode[], index: Map<string, number>): { out: Edge[];
     };
     switch (n.type) {
       case 'send':
+        to(n.next, `${at}.next`);
+        if (n.on_blocked !== undefined) to(n.on_blocked, `${at}.on_blocked`);
+        break;
       case 'action':
         to(n.next, `${at}.next`);
         break;

@@ -275,7 +275,7 @@ function nodeProblems(n: Json, at: string, id: string | undefined, push: Push, p
 /** Every node id a node refers to, with the field that holds it. */
 function targets(n: Json, at: string): [string, unknown][] {
   const out: [string, unknown][] = [];
-  for (const k of ['next', 'on_event', 'on_reply', 'on_timeout', 'default']) if (n[k] !== undefined) out.push([`${at}.${k}`, n[k]]);
+  for (const k of ['next', 'on_event', 'on_reply', 'on_timeout', 'on_blocked', 'default']) if (n[k] !== undefined) out.push([`${at}.${k}`, n[k]]);
   for (const list of ['branches', 'variants']) {
     const items = n[list];
     if (Array.isArray(items)) items.forEach((b, k) => isObject(b) && b.next !== undefined && out.push([`${at}.${list}[${k}].next`, b.next]));

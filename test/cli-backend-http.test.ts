@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { httpBackend } from '../src/cli/backend-http.js';
 import type { ContactFields } from '../src/core/contact.js';
-import { NotFoundError } from '../src/core/errors.js';
+import { ConflictError, InputError, NotFoundError } from '../src/core/errors.js';
 
 const TENANT = '0b6f7c3e-0000-4000-8000-000000000001';
 const row = (external_id: string): ContactFields => ({ external_id, name: null, phone: null, email: null, whatsapp: null, time_zone: null, locale: null, attributes: null, tags: null });
@@ -59,6 +59,22 @@ describe('the HTTP backend', () => {
       { index: 1, status: 'rejected', field: 'name', message: 'is too long here' },
       { index: 2, status: 'updated', id: TENANT },
     ]);
+  });
+
+  it('simulates a reply with POST /v1/sandbox/replies and hands its refusals back as the database backend throws them', async () => {
+    const outcome = { id: TENANT, contact_id: TENANT, duplicate: false, keyword: 'intent', intent: 'moving_now' };
+    const { seen, backend } = await fakeServer([
+      { status: 201, body: outcome },
+      { status: 400, body: { error: { code: 'invalid_request', message: 'x', fields: [{ field: 'contact_id', in: 'body', message: 'the contact has no phone, needed for a reply on sms' }] } } },
+      { status: 409, body: { error: { code: 'conflict', message: 'message_id has not been sent (it is queued)', fields: [{ field: 'message_id', message: 'message_id has not been sent (it is queued)' }] } } },
+      { status: 404, body: { error: { code: 'not_found', message: 'contact not found' } } },
+    ]);
+    const input = { channel: 'whatsapp' as const, from: '+14155550123', payload: 'moving_now', text: 'Moving now', id: 'press-1' };
+    expect(await backend.sandboxReply(TENANT, input)).toEqual(outcome);
+    expect(seen[0]).toMatchObject({ method: 'POST', url: '/v1/sandbox/replies', headers: { 'x-rapport-tenant': TENANT }, body: input });
+    await expect(backend.sandboxReply(TENANT, { channel: 'sms', contact_id: TENANT, text: 'hi' })).rejects.toEqual(InputError.field('contact_id', 'the contact has no phone, needed for a reply on sms'));
+    await expect(backend.sandboxReply(TENANT, { channel: 'sms', contact_id: TENANT, text: 'hi' })).rejects.toEqual(new ConflictError('message_id has not been sent (it is queued)', 'message_id'));
+    await expect(backend.sandboxReply(TENANT, { channel: 'sms', contact_id: TENANT, text: 'hi' })).rejects.toEqual(new NotFoundError('contact'));
   });
 
   it('reports an unknown tenant as not found, and an unreachable server with what to do', async () => {

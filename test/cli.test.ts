@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.js';
 import { loadConfig } from '../src/config.js';
+import { SandboxProvider, sandboxRegistry } from '../src/engine/providers.js';
 import { startServer } from '../src/server.js';
 import { openPglite } from '../src/store/pglite.js';
 import { freshDatabaseUrl, TEST_DATABASE_URL } from './helpers/db.js';
@@ -184,6 +185,70 @@ describe('rapport CLI on the embedded database', () => {
     expect(JSON.parse(after.stdout)).toMatchObject({ updated: 0 });
   }, 60_000);
 
+  it('simulates replies: a STOP from a new number, a button press answering a message, a repeat by id, and refusals in option terms', async () => {
+    const dir = tempDir();
+    const env = { RAPPORT_DATA_DIR: dir };
+    const t = await createTenant(env);
+    const reply = (...args: string[]) => rapport(env, 'sandbox', 'reply', '--tenant', t.tenant_id, ...args);
+
+    const stop = await reply('--from', '+1 415 555 0123', '--text', 'STOP');
+    expect(stop).toMatchObject({ code: 0, stderr: '' });
+    const lines = stop.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^Recorded a simulated sms reply from \+1 415 555 0123 \(inbound message [0-9a-f-]{36}\)\.$/);
+    expect(lines).toContainEqual(expect.stringMatching(/^ {2}\+1 415 555 0123 was no contact's: created contact [0-9a-f-]{36}\.$/));
+    expect(lines).toContain('  Keyword: opt-out. Consent on sms is revoked; sends queued to the contact on it are cancelled.');
+    expect(lines).toContainEqual(expect.stringMatching(/^ {2}Confirmation [0-9a-f-]{36} is queued; a running worker sends it\.$/));
+    expect(lines).toContain('  Answers no message: none was sent to the contact on sms in the last 7 days.');
+
+    const help = JSON.parse((await reply('--from', '+14155550123', '--text', 'HELP', '--json')).stdout);
+    expect(help).toMatchObject({ duplicate: false, keyword: 'help', confirmation_id: expect.stringMatching(UUID) });
+    const contactId: string = help.contact_id;
+
+    const messageId = '0195f4a3-1a2b-7c3d-8e4f-5a6b7c8d9e0f';
+    const db = await openPglite(dir);
+    try {
+      await db.query(
+        `insert into messages (id, tenant_id, contact_id, channel, status, idempotency_key, content, to_address, provider, provider_message_id, sent_at, created_at, updated_at)
+         values ($1, $2, $3, 'whatsapp', 'sent', 'k-1', '{}', '+14155550123', 'sandbox', 'sbx_1', now(), now(), now())`,
+        [messageId, t.tenant_id, contactId],
+      );
+    } finally {
+      await db.close();
+    }
+    const pressArgs = ['--contact', contactId, '--channel', 'whatsapp', '--payload', 'moving_now', '--text', 'Moving now', '--to-message', messageId, '--id', 'press-1'];
+    const press = await reply(...pressArgs, '--json');
+    expect(press).toMatchObject({ code: 0, stderr: '' });
+    const pressed = JSON.parse(press.stdout);
+    expect(pressed).toEqual({ id: expect.stringMatching(UUID), contact_id: contactId, duplicate: false, keyword: 'intent', intent: 'moving_now', replied_to: messageId });
+    const again = await reply(...pressArgs);
+    expect(again.stdout).toBe(`Reply id "press-1" was recorded before (inbound message ${pressed.id}, contact ${contactId}); nothing new was recorded.\n`);
+
+    const check = await openPglite(dir);
+    try {
+      expect((await check.query<{ status: string }>('select status from messages where id = $1', [messageId])).rows).toEqual([{ status: 'replied' }]);
+      expect((await check.query<{ n: number }>('select count(*)::int as n from inbound_messages where tenant_id = $1', [t.tenant_id])).rows[0]!.n).toBe(3);
+    } finally {
+      await check.close();
+    }
+
+    const refusals: [string[], RegExp][] = [
+      [['--text', 'hi'], /say who replies: --contact <id> or --from <address>/],
+      [['--from', '+14155550123'], /say what the reply is/],
+      [['--contact', contactId, '--from', '+14155550123', '--text', 'hi'], /--contact or --from, not both/],
+      [['--contact', contactId, '--channel', 'email', '--text', 'hi'], /error: --contact: the contact has no email, needed for a reply on email/],
+      [['--contact', contactId, '--text', 'hi', '--to-message', messageId], /error: --to-message: was sent on whatsapp/],
+      [['--contact', '00000000-0000-4000-8000-000000000000', '--text', 'hi'], new RegExp(`tenant ${t.tenant_id} has no contact 00000000-0000-4000-8000-000000000000`)],
+      [['--from', 'someone@example.com', '--text', 'hi'], /error: --from: is an e-mail address/],
+      [['--from', '+14155550123', '--channel', 'fax', '--text', 'hi'], /option '--channel <channel>' argument 'fax' is invalid/],
+      [['--contact', 'nope', '--text', 'hi'], /a contact id is a UUID/],
+    ];
+    for (const [args, message] of refusals) {
+      const res = await reply(...args);
+      expect({ args, code: res.code, stdout: res.stdout }).toEqual({ args, code: 1, stdout: '' });
+      expect(res.stderr).toMatch(message);
+    }
+  }, 60_000);
+
   it('refuses a data folder held by another live process that serves nothing, and leaves it untouched', async () => {
     const dir = tempDir();
     const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
@@ -225,9 +290,60 @@ describe('rapport CLI while a server holds the embedded database', () => {
       await server.close();
     }
   }, 60_000);
+  it('simulates a reply through the server, whose worker sends the confirmation', async () => {
+    const dir = tempDir();
+    const env = { RAPPORT_DATA_DIR: dir };
+    const sandbox = new SandboxProvider();
+    const server = await startServer(loadConfig({ PORT: '0', RAPPORT_DATA_DIR: dir }), { logger: pino({ enabled: false }), providers: sandboxRegistry(sandbox) });
+    try {
+      const t = await createTenant(env);
+      const reply = (...args: string[]) => rapport(env, 'sandbox', 'reply', '--tenant', t.tenant_id, ...args);
+      const res = await reply('--from', '+14155550124', '--text', 'STOP', '--id', 'stop-1', '--json');
+      expect(res).toMatchObject({ code: 0, stderr: '' });
+      const stop = JSON.parse(res.stdout);
+      expect(stop).toMatchObject({ duplicate: false, created_contact: true, keyword: 'opt_out', confirmation_id: expect.stringMatching(UUID) });
+      await expect.poll(() => sandbox.sent.map((s) => [s.message.to, s.message.body]), { timeout: 10_000 }).toEqual([['+14155550124', expect.stringContaining('You have been unsubscribed')]]);
+
+      const consent = await fetch(`${server.url}/v1/contacts/${stop.contact_id}/consent`, { headers: { authorization: `Bearer ${t.api_key}` } });
+      expect(((await consent.json()) as { current: { channel: string; status: string }[] }).current).toEqual([expect.objectContaining({ channel: 'sms', status: 'revoked' })]);
+
+      const again = await reply('--from', '+14155550124', '--text', 'STOP', '--id', 'stop-1');
+      expect(again.stdout).toContain('Reply id "stop-1" was recorded before');
+      // The server's refusals come back in the same words as the database's.
+      const noEmail = await reply('--contact', stop.contact_id, '--channel', 'email', '--text', 'hi');
+      expect(noEmail).toMatchObject({ code: 1, stderr: 'error: --contact: the contact has no email, needed for a reply on email\n' });
+      const stranger = await reply('--contact', '00000000-0000-4000-8000-000000000000', '--text', 'hi');
+      expect(stranger.stderr).toContain(`tenant ${t.tenant_id} has no contact 00000000-0000-4000-8000-000000000000`);
+      const unknownTenant = await rapport(env, 'sandbox', 'reply', '--tenant', '00000000-0000-4000-8000-000000000001', '--from', '+14155550124', '--text', 'hi');
+      expect(unknownTenant.stderr).toMatch(/tenant 00000000-0000-4000-8000-000000000001 does not exist in the Rapport server at/);
+    } finally {
+      await server.close();
+    }
+  }, 60_000);
 });
 
 describe.runIf(TEST_DATABASE_URL)('rapport CLI on PostgreSQL (DATABASE_URL)', () => {
+  it('simulates a reply', async () => {
+    const database = await freshDatabaseUrl();
+    try {
+      const env = { DATABASE_URL: database.url };
+      const t = await createTenant(env);
+      const res = await rapport(env, 'sandbox', 'reply', '--tenant', t.tenant_id, '--from', '+14155550125', '--payload', 'moving_now', '--text', 'Moving now', '--json');
+      expect(res).toMatchObject({ code: 0, stderr: '' });
+      expect(JSON.parse(res.stdout)).toMatchObject({ duplicate: false, created_contact: true, keyword: 'intent', intent: 'moving_now' });
+      const client = new pg.Client({ connectionString: database.url });
+      await client.connect();
+      try {
+        const { rows } = await client.query('select provider, from_address, payload, intent from inbound_messages where tenant_id = $1', [t.tenant_id]);
+        expect(rows).toEqual([{ provider: 'sandbox', from_address: '+14155550125', payload: 'moving_now', intent: 'moving_now' }]);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await database.drop();
+    }
+  }, 60_000);
+
   it('imports the same CSV with the same results', async () => {
     const database = await freshDatabaseUrl();
     try {

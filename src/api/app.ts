@@ -24,6 +24,7 @@ import { journeyRoutes, journeySchemaRoute } from './routes/journeys.js';
 import { keywordRoutes } from './routes/keywords.js';
 import { messageRoutes } from './routes/messages.js';
 import { providerRoutes } from './routes/providers.js';
+import { sandboxRoutes } from './routes/sandbox.js';
 import { simulateRoutes } from './routes/simulate.js';
 import { suppressionRoutes } from './routes/suppressions.js';
 import { templateRoutes } from './routes/templates.js';
@@ -125,6 +126,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await scoped.register(providerRoutes, routeDeps);
         await scoped.register(keywordRoutes, routeDeps);
         await scoped.register(whatsappTemplateRoutes, routeDeps);
+        await scoped.register(sandboxRoutes, routeDeps);
       });
     },
     { prefix: '/v1' },

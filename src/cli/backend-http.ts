@@ -6,6 +6,7 @@ import type { ContactFields } from '../core/contact.js';
 import { ConflictError, InputError, NotFoundError } from '../core/errors.js';
 import type { RowOutcome } from '../core/identity.js';
 import type { Tenant } from '../core/tenant.js';
+import type { SandboxReplyOutcome } from '../engine/sandbox-reply.js';
 import type { ApiKeyRow } from '../store/apikeys.js';
 import { JourneyProblemsError, type JourneySummary } from '../store/journeys.js';
 import type { TemplateRow } from '../store/templates.js';
@@ -170,6 +171,9 @@ export function httpBackend(server: ServerHolder): Backend {
     },
     async templateNames(tenantId) {
       return (await all<TemplateRow>('/v1/templates', tenantId)).map((t) => t.name);
+    },
+    async sandboxReply(tenantId, input) {
+      return call<SandboxReplyOutcome>('POST', '/v1/sandbox/replies', { tenant: tenantId, body: JSON.stringify(input) });
     },
     async close() {},
   };

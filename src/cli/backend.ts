@@ -3,6 +3,7 @@ import type { RowOutcome } from '../core/identity.js';
 import type { Tenant, TenantSettings } from '../core/tenant.js';
 import { loadConfig } from '../config.js';
 import { systemClock } from '../engine/clock.js';
+import { simulateReply, type SandboxReplyInput, type SandboxReplyOutcome } from '../engine/sandbox-reply.js';
 import { openStore } from '../server.js';
 import { createApiKey, listApiKeys, revokeApiKey, type ApiKeyRow } from '../store/apikeys.js';
 import { upsertContacts } from '../store/contacts.js';
@@ -41,6 +42,8 @@ export interface Backend {
   publishJourney(tenantId: string, journeyId: string): Promise<{ version: number; status: JourneyStatus }>;
   /** Names of the tenant's stored templates. */
   templateNames(tenantId: string): Promise<string[]>;
+  /** Records a simulated reply as a real one would be; InputError, NotFoundError or ConflictError when refused. */
+  sandboxReply(tenantId: string, input: SandboxReplyInput): Promise<SandboxReplyOutcome>;
   close(): Promise<void>;
 }
 
@@ -155,6 +158,10 @@ export function localBackend(db: Db, where: string, release: () => void = () => 
         cursor = page.next_cursor ?? undefined;
       } while (cursor);
       return names;
+    },
+    async sandboxReply(tenantId, input) {
+      await getTenant(db, tenantId);
+      return simulateReply(db, tenantId, input, systemClock.now());
     },
     async close() {
       try {

@@ -3,6 +3,7 @@ import { registerApiKey } from './commands/apikey.js';
 import { registerContacts } from './commands/contacts.js';
 import { registerJourneys } from './commands/journeys.js';
 import { registerMigrate } from './commands/migrate.js';
+import { registerSandbox } from './commands/sandbox.js';
 import { registerSimulate } from './commands/simulate.js';
 import { registerStart } from './commands/start.js';
 import { registerTenant } from './commands/tenant.js';
@@ -28,6 +29,7 @@ export async function main(argv: string[], ctx: CliContext = processContext()): 
   registerJourneys(program, ctx);
   registerWorker(program, ctx);
   registerSimulate(program, ctx);
+  registerSandbox(program, ctx);
 
   let code = 0;
   try {

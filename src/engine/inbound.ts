@@ -335,14 +335,18 @@ async function findOrCreateContacts(tx: Queryable, tenantId: string, fresh: { it
       `select id, phone, whatsapp from contacts where tenant_id = $1 and (phone = any($2::text[]) or whatsapp = any($2::text[])) order by created_at, id`,
       [tenantId, phones],
     );
-    const whatsappSenders = new Set(fresh.filter((f) => f.item.channel === 'whatsapp').map((f) => f.address));
+    // The oldest holder of each number, as phone and as WhatsApp number.
+    const byPhone = new Map<string, string>();
+    const byWhatsapp = new Map<string, string>();
     for (const r of rows) {
-      // A WhatsApp sender matches on its WhatsApp number before a contact holding it as phone.
-      if (r.whatsapp && whatsappSenders.has(r.whatsapp)) out.set(r.whatsapp, { id: r.id, created: false });
+      if (r.phone && !byPhone.has(r.phone)) byPhone.set(r.phone, r.id);
+      if (r.whatsapp && !byWhatsapp.has(r.whatsapp)) byWhatsapp.set(r.whatsapp, r.id);
     }
-    for (const r of rows) {
-      if (r.phone && !out.has(r.phone)) out.set(r.phone, { id: r.id, created: false });
-      if (r.whatsapp && !out.has(r.whatsapp)) out.set(r.whatsapp, { id: r.id, created: false });
+    for (const f of fresh) {
+      if (f.item.channel === 'email' || out.has(f.address)) continue;
+      // A WhatsApp sender is first the contact with that WhatsApp number; an SMS or call, the one with that phone.
+      const id = f.item.channel === 'whatsapp' ? (byWhatsapp.get(f.address) ?? byPhone.get(f.address)) : (byPhone.get(f.address) ?? byWhatsapp.get(f.address));
+      if (id) out.set(f.address, { id, created: false });
     }
   }
   if (emails.length) {

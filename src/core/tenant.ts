@@ -45,6 +45,17 @@ export const BrandVoice = Type.Object(
 );
 export type BrandVoice = Static<typeof BrandVoice>;
 
+export const WhatsappKeepAlive = Type.Object(
+  {
+    enabled: Type.Boolean({ description: 'send the keep-alive message to contacts whose WhatsApp window is about to close' }),
+    message: Type.String({ minLength: 1, maxLength: 1000, description: 'the text sent (Liquid: {{ contact.first_name }}…); short and useful, as WhatsApp\'s policy asks' }),
+    expiring_within_hours: Type.Optional(Type.Integer({ minimum: 1, maximum: 23, description: 'send when the window closes within this many hours (default 18)' })),
+    topic: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'consent topic the message needs (default keep_alive; consent to all WhatsApp topics covers it)' })),
+  },
+  { additionalProperties: false, description: 'WhatsApp session maintenance: keep the 24-hour window open for contacts who use it' },
+);
+export type WhatsappKeepAlive = Static<typeof WhatsappKeepAlive>;
+
 export const TenantSettings = Type.Object(
   {
     default_country: Type.Optional(Type.String({ pattern: '^[A-Z]{2}$', description: 'ISO country assumed for phone numbers without a + prefix' })),
@@ -57,6 +68,7 @@ export const TenantSettings = Type.Object(
     frequency_cap_action: Type.Optional(
       Type.Union([Type.Literal('defer'), Type.Literal('block')], { description: 'a send over a frequency cap waits until the cap allows it ("defer", default) or is skipped ("block")' }),
     ),
+    whatsapp_keep_alive: Type.Optional(WhatsappKeepAlive),
     whatsapp_template_interval_minutes: Type.Optional(
       Type.Integer({
         minimum: 0,

@@ -418,7 +418,10 @@ async function deliver(
     // Adapters send the template when there is one: inside the window the text goes instead.
     if (whatsapp && 'mode' in whatsapp) {
       if (whatsapp.mode === 'session') delete out.whatsapp_template;
-      else delete out.body;
+      else {
+        delete out.body;
+        if (whatsapp.language && out.whatsapp_template) out.whatsapp_template = { ...out.whatsapp_template, language: whatsapp.language };
+      }
     }
   } catch (err) {
     return { rendered: null, result: { ok: false, permanent: !isRenderLimit(err), error: `render: ${(err as Error).message}` } };

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { WHATSAPP_WINDOW_CLOSED } from '../core/journey/engine.js';
-import { decideWhatsapp, WHATSAPP_TEMPLATE_LIMIT, type WhatsappCandidate, type WhatsappFacts } from './whatsapp-plan.js';
+import { approvedLanguage, decideWhatsapp, WHATSAPP_TEMPLATE_LIMIT, type WhatsappCandidate, type WhatsappFacts } from './whatsapp-plan.js';
 
 const now = new Date('2026-05-04T12:00:00Z');
 const hoursAgo = (h: number) => new Date(now.getTime() - h * 3600_000);
@@ -15,7 +15,8 @@ const candidate = (o: Partial<WhatsappCandidate> = {}): WhatsappCandidate => ({
   intervalMinutes: 60,
   ...o,
 });
-const facts = (o: Partial<WhatsappFacts> = {}): WhatsappFacts => ({ lastInbound: null, registry: undefined, lastTemplateSent: null, ...o });
+const facts = (o: Partial<WhatsappFacts> = {}): WhatsappFacts => ({ lastInbound: null, registry: [], lastTemplateSent: null, ...o });
+const registered = (status: string, language = 'en') => [{ language, status }];
 
 describe('the WhatsApp plan at dispatch', () => {
   it('sends text inside the window and the template outside it', () => {
@@ -28,10 +29,23 @@ describe('the WhatsApp plan at dispatch', () => {
 
   it('blocks text without a template outside the window, and a registered template that is not approved', () => {
     expect(decideWhatsapp(candidate({ template: null }), facts({ lastInbound: hoursAgo(30) }), now)).toEqual({ block: WHATSAPP_WINDOW_CLOSED });
-    const paused = decideWhatsapp(candidate(), facts({ registry: 'paused' }), now);
+    const paused = decideWhatsapp(candidate(), facts({ registry: registered('paused') }), now);
     expect('block' in paused && paused.block).toMatch(/^whatsapp_template_not_approved: alert \(en\) is paused/);
     // Inside the window the text goes whatever the template's state.
-    expect(decideWhatsapp(candidate(), facts({ registry: 'rejected', lastInbound: hoursAgo(2) }), now)).toEqual({ mode: 'session' });
+    expect(decideWhatsapp(candidate(), facts({ registry: registered('rejected'), lastInbound: hoursAgo(2) }), now)).toEqual({ mode: 'session' });
+  });
+
+  it('sends the approved translation nearest the one asked for', () => {
+    const registry = [
+      { language: 'pt_PT', status: 'approved' },
+      { language: 'pt_BR', status: 'pending' },
+      { language: 'en', status: 'approved' },
+    ];
+    expect(approvedLanguage(registry, 'pt-BR')).toBe('pt_PT');
+    expect(approvedLanguage(registry, 'EN')).toBe('en');
+    expect(approvedLanguage(registry, 'de')).toBe('en');
+    expect(decideWhatsapp(candidate({ template: { name: 'alert', language: 'pt_BR' } }), facts({ registry }), now)).toEqual({ mode: 'template', language: 'pt_PT' });
+    expect(decideWhatsapp(candidate({ template: { name: 'alert', language: 'en' } }), facts({ registry }), now)).toEqual({ mode: 'template' });
   });
 
   it('holds a second template within the interval unless it is urgent', () => {
@@ -57,7 +71,7 @@ describe('the WhatsApp plan at dispatch', () => {
           const f = facts({
             lastInbound: inboundMin === null ? null : new Date(now.getTime() - inboundMin * 60_000),
             lastTemplateSent: templateMin === null ? null : new Date(now.getTime() - templateMin * 60_000),
-            registry,
+            registry: registry ? registered(registry) : [],
           });
           const plan = decideWhatsapp(c, f, now);
           const open = inboundMin !== null && inboundMin < 24 * 60;

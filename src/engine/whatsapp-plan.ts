@@ -15,7 +15,8 @@ import { loadWhatsappInbound } from '../store/step-batch.js';
  *     it is urgent (priority 4 or 5), as escalations are.
  */
 
-export type WhatsappPlan = { mode: 'session' | 'template' } | { block: string } | { hold_until: Date; reason: string };
+/** `language`: the registry's approved translation to send, when it is not the one asked for. */
+export type WhatsappPlan = { mode: 'session' } | { mode: 'template'; language?: string } | { block: string } | { hold_until: Date; reason: string };
 
 export const WHATSAPP_TEMPLATE_NOT_APPROVED = 'whatsapp_template_not_approved';
 export const WHATSAPP_TEMPLATE_LIMIT = 'whatsapp_template_limit';
@@ -36,21 +37,44 @@ export interface WhatsappCandidate {
 
 export interface WhatsappFacts {
   lastInbound: Date | null;
-  /** The template's status in the tenant's registry; absent when it is not registered. */
-  registry: string | undefined;
+  /** The template's translations in the tenant's registry; empty when it is not registered. */
+  registry: readonly { language: string; status: string }[];
   lastTemplateSent: Date | null;
+}
+
+/**
+ * The approved translation to send: the language asked for (pt_BR; `-` and case aside), else one
+ * of the same base language (pt_PT), else the first approved one by code, so a contact whose
+ * language has no translation still gets the message.
+ */
+export function approvedLanguage(registry: readonly { language: string; status: string }[], wanted: string): string | null {
+  const norm = (l: string) => l.replace('-', '_').toLowerCase();
+  const base = (l: string) => norm(l).split('_')[0];
+  const approved = registry.filter((r) => r.status === 'approved').sort((a, b) => (a.language < b.language ? -1 : a.language > b.language ? 1 : 0));
+  const exact = approved.find((r) => norm(r.language) === norm(wanted));
+  const sameBase = approved.find((r) => base(r.language) === base(wanted));
+  return (exact ?? sameBase ?? approved[0])?.language ?? null;
 }
 
 export function decideWhatsapp(c: WhatsappCandidate, facts: WhatsappFacts, now: Date): WhatsappPlan {
   const open = whatsappWindowOpen(facts.lastInbound, now);
   if (open && c.hasBody) return { mode: 'session' };
   if (!c.template) return { block: open ? 'a WhatsApp message needs a body or a template' : WHATSAPP_WINDOW_CLOSED };
-  if (facts.registry !== undefined && facts.registry !== 'approved') return { block: `${WHATSAPP_TEMPLATE_NOT_APPROVED}: ${c.template.name} (${c.template.language}) is ${facts.registry}` };
+  // An unregistered template is sent as written; the provider is the judge of it.
+  let language: string | undefined;
+  if (facts.registry.length) {
+    const approved = approvedLanguage(facts.registry, c.template.language);
+    if (!approved) {
+      const own = facts.registry.find((r) => r.language.replace('-', '_').toLowerCase() === c.template!.language.replace('-', '_').toLowerCase()) ?? facts.registry[0]!;
+      return { block: `${WHATSAPP_TEMPLATE_NOT_APPROVED}: ${c.template.name} (${own.language}) is ${own.status}` };
+    }
+    if (approved !== c.template.language) language = approved;
+  }
   const interval = c.intervalMinutes * 60_000;
   if (c.priority < URGENT_PRIORITY && interval > 0 && facts.lastTemplateSent && now.getTime() - facts.lastTemplateSent.getTime() < interval) {
     return { hold_until: new Date(facts.lastTemplateSent.getTime() + interval), reason: WHATSAPP_TEMPLATE_LIMIT };
   }
-  return { mode: 'template' };
+  return language ? { mode: 'template', language } : { mode: 'template' };
 }
 
 /** Plans a batch: the facts in three statements, then each contact's sends in order of urgency. */
@@ -60,16 +84,21 @@ export async function planWhatsapp(db: Queryable, candidates: WhatsappCandidate[
   const pairs = [...new Map(candidates.map((c) => [`${c.tenant_id}:${c.contact_id}`, { tenant_id: c.tenant_id, contact_id: c.contact_id }])).values()];
   const inbound = await loadWhatsappInbound(db, pairs);
 
-  const named = candidates.filter((c) => c.template);
-  const registry = new Map<string, string>();
+  const named = [...new Map(candidates.filter((c) => c.template).map((c) => [`${c.tenant_id}|${c.template!.name}`, c])).values()];
+  const registry = new Map<string, { language: string; status: string }[]>();
   if (named.length) {
     const { rows } = await db.query<{ tenant_id: string; name: string; language: string; status: string }>(
       `select t.tenant_id, t.name, t.language, t.status
-         from unnest($1::uuid[], $2::text[], $3::text[]) as x(tenant_id, name, language)
-         join whatsapp_templates t on t.tenant_id = x.tenant_id and t.name = x.name and t.language = x.language`,
-      [named.map((c) => c.tenant_id), named.map((c) => c.template!.name), named.map((c) => c.template!.language)],
+         from unnest($1::uuid[], $2::text[]) as x(tenant_id, name)
+         join whatsapp_templates t on t.tenant_id = x.tenant_id and t.name = x.name`,
+      [named.map((c) => c.tenant_id), named.map((c) => c.template!.name)],
     );
-    for (const r of rows) registry.set(`${r.tenant_id}|${r.name}|${r.language}`, r.status);
+    for (const r of rows) {
+      const key = `${r.tenant_id}|${r.name}`;
+      const list = registry.get(key) ?? [];
+      list.push({ language: r.language, status: r.status });
+      registry.set(key, list);
+    }
   }
 
   const longest = Math.max(...candidates.map((c) => c.intervalMinutes)) * 60_000;
@@ -94,7 +123,7 @@ export async function planWhatsapp(db: Queryable, candidates: WhatsappCandidate[
       c,
       {
         lastInbound: inbound.get(c.contact_id) ?? null,
-        registry: c.template ? registry.get(`${c.tenant_id}|${c.template.name}|${c.template.language}`) : undefined,
+        registry: (c.template && registry.get(`${c.tenant_id}|${c.template.name}`)) || [],
         lastTemplateSent: lastTemplate.get(c.contact_id) ?? null,
       },
       now,

@@ -5,6 +5,7 @@ import { WORK_CHANNEL } from '../store/enrollments.js';
 import type { Clock } from './clock.js';
 import { DEFAULT_DISPATCH_BATCH, runDispatchBatch } from './dispatcher.js';
 import type { ProviderRegistry } from './providers.js';
+import { KEEP_ALIVE_SWEEP_MS, runKeepAlive } from './keep-alive.js';
 import { DEFAULT_BATCH_SIZE, runSchedulerBatch } from './scheduler.js';
 
 export interface WorkerOptions {
@@ -43,6 +44,7 @@ export class Worker {
   private wake: (() => void) | null = null;
   private notified = false;
   private unlisten: (() => Promise<void>) | null = null;
+  private nextKeepAlive = 0;
 
   constructor(private readonly opts: WorkerOptions) {}
 
@@ -74,6 +76,11 @@ export class Worker {
   async once(): Promise<boolean> {
     const { db, clock, providers } = this.opts;
     const size = this.opts.batchSize ?? DEFAULT_BATCH_SIZE;
+    if (clock.now().getTime() >= this.nextKeepAlive) {
+      // Every worker sweeps; the idempotency key makes a second sweep of the same window a no-op.
+      this.nextKeepAlive = clock.now().getTime() + KEEP_ALIVE_SWEEP_MS;
+      await runKeepAlive(db, clock.now());
+    }
     const s = await runSchedulerBatch(db, clock.now(), size);
     this.stats.batches++;
     this.stats.enrollments += s.claimed;

@@ -58,6 +58,22 @@ describe('ProviderRouter', () => {
     expect(router.circuit('a')).toBe('half-open');
   });
 
+  it('sends a reply from the account that received what it answers, failing over as usual', async () => {
+    const calls: string[] = [];
+    let bUp = true;
+    const router = new ProviderRouter({
+      adapters: scripted({ a: ok, b: () => (bUp ? ok() : down()) }, calls),
+      accounts: () => Promise.resolve([account('a', 1), account('b', 2)]),
+      fallback: sandboxRegistry(),
+    });
+    expect(await router.send({ ...msg(), via_account: 'b' })).toMatchObject({ account_id: 'b' });
+    bUp = false;
+    expect(await router.send({ ...msg(2), via_account: 'b' })).toMatchObject({ account_id: 'a' });
+    // An account no longer configured for the channel is no preference at all.
+    expect(await router.send({ ...msg(3), via_account: 'gone' })).toMatchObject({ account_id: 'a' });
+    expect(calls).toEqual(['b', 'b', 'a', 'a']);
+  });
+
   it('lets one message through a half-open circuit and keeps it closed on success', async () => {
     const calls: string[] = [];
     let t = 0;

@@ -54,7 +54,9 @@ export class ProviderRouter implements ProviderRegistry {
   }
 
   async send(msg: OutgoingMessage): Promise<Delivery> {
-    const accounts = await this.opts.accounts(msg.tenant_id, msg.channel);
+    const configured = await this.opts.accounts(msg.tenant_id, msg.channel);
+    const preferred = msg.via_account ? configured.find((a) => a.id === msg.via_account) : undefined;
+    const accounts = preferred ? [preferred, ...configured.filter((a) => a !== preferred)] : configured;
     if (!accounts.length) return this.opts.fallback.send(msg);
     let last: Delivery | null = null;
     let skipped = 0;

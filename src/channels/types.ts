@@ -72,6 +72,8 @@ export interface OutgoingMessage {
   contact?: { name: string | null; locale: string | null };
   /** E-mail headers to add (List-Unsubscribe...). */
   headers?: Record<string, string>;
+  /** The account to try first: a reply goes out from the number the contact wrote to. */
+  via_account?: string;
 }
 
 /** A dynamic parameter of a template button: the URL suffix, or a quick reply's payload. */

@@ -78,6 +78,8 @@ interface ClaimedMessage {
   attempts: number;
   /** 1 (lowest) to 5. */
   priority: number;
+  /** Set on replies: the account that received what they answer. */
+  account_id: string | null;
 }
 
 interface Prepared {
@@ -107,7 +109,7 @@ export async function runDispatchBatch(db: Db, now: () => Date, providers: Provi
   const ready = await db.transaction(async (tx) => {
     // Urgent messages first (a small partial index finds them), then the rest by due time. One
     // ordering by priority would walk every held message of a higher priority on each claim.
-    const columns = 'id, tenant_id, contact_id, enrollment_id, journey_id, node, kind, channel, topic, transactional, idempotency_key, content, to_address, attempts, priority';
+    const columns = 'id, tenant_id, contact_id, enrollment_id, journey_id, node, kind, channel, topic, transactional, idempotency_key, content, to_address, attempts, priority, account_id';
     const { rows: urgent } = await tx.query<ClaimedMessage>(
       `select ${columns} from messages where due_at <= $1 and priority >= ${URGENT_PRIORITY} order by priority desc, due_at limit $2 for update skip locked`,
       [start, limit],
@@ -414,6 +416,7 @@ async function deliver(
       ...(html !== undefined ? { html: renderHtml(html, scope) } : {}),
       ...(wa ? { whatsapp_template: { name: wa.name, language: wa.language, parameters: (wa.parameters ?? []).map((x) => render(x, scope)) } } : {}),
       ...(url !== undefined ? { url: render(url, scope) } : {}),
+      ...(p.msg.kind === 'reply' && p.msg.account_id ? { via_account: p.msg.account_id } : {}),
     };
     // Adapters send the template when there is one: inside the window the text goes instead.
     if (whatsapp && 'mode' in whatsapp) {
@@ -443,7 +446,7 @@ async function deliver(
     // Loading the tenant's accounts failed (database, secret key): the message is not at fault.
     delivery = { provider: 'unknown', account_id: null, result: { ok: false, permanent: false, code: 'config', error: (err as Error).message } };
   }
-  const { id: _id, tenant_id: _t, idempotency_key: _k, ...sent } = out;
+  const { id: _id, tenant_id: _t, idempotency_key: _k, via_account: _v, ...sent } = out;
   const rendered = warnings.length ? { ...sent, warnings } : sent;
   return { rendered, result: delivery.result.ok ? { ...delivery.result, provider: delivery.provider } : delivery.result, account_id: delivery.account_id };
 }

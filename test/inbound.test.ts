@@ -14,7 +14,8 @@ import { createAccount } from '../src/store/provider-accounts.js';
 import { createTenant } from '../src/store/tenants.js';
 import { metaInbound, metaNotification, metaStatus, metaVerification, type WebhookRequest } from './fakes/meta-whatsapp.js';
 import { SendgridFake } from './fakes/sendgrid.js';
-import { incomingMessage, messageStatusCallback, sid, type TwilioWebhook } from './fakes/twilio.js';
+import { callStatusCallback, gatherResult, incomingMessage, messageStatusCallback, sid, type TwilioWebhook } from './fakes/twilio.js';
+import { inboundSms as vonageInboundSms, signedWebhook as vonageSigned } from './fakes/vonage.js';
 import { freshDb } from './helpers/db.js';
 import { allowAnyTime, grantAll, publishJourney } from './helpers/journeys.js';
 
@@ -463,5 +464,65 @@ describe('SendGrid events', () => {
     } finally {
       await fake.close();
     }
+  });
+});
+
+describe('voice and Vonage through the webhook routes', () => {
+  it('a key pressed in a Twilio call menu is a voice reply with the menu item as intent, answered with TwiML; call progress moves the message', async () => {
+    const t = await createTenant(db, { name: 'Gate Co' });
+    const accountSid = `AC${hex(32)}`;
+    const authToken = hex(32);
+    const number = '+14155550105';
+    await createAccount(
+      db,
+      { secrets: box, adapters: builtInAdapters(new SandboxProvider()) },
+      t.id,
+      { name: 'calls', kind: 'twilio_voice', credentials: { account_sid: accountSid, auth_token: authToken }, config: { from: number } },
+      'test',
+      clock.now(),
+    );
+    const c = await createContact(db, t.id, { phone: '+12125550150' }, {}, clock.now());
+    const callSid = sid('CA');
+    const id = randomUUIDv4();
+    await db.query(
+      `insert into messages (id, tenant_id, contact_id, channel, status, idempotency_key, content, to_address, provider, provider_message_id, sent_at, created_at, updated_at)
+       values ($1, $2, $3, 'voice', 'sent', $4, '{}', '+12125550150', 'twilio_voice', $5, $6, $6, $6)`,
+      [id, t.id, c.id, `k-${id}`, callSid, clock.now()],
+    );
+    const parties = { authToken, accountSid, callSid, from: number, to: '+12125550150' };
+    const progress = await post(callStatusCallback({ ...parties, url: `${PUBLIC}/webhooks/twilio_voice`, status: 'completed', duration: 42 }));
+    expect(progress.status).toBe(200);
+    expect((await db.query<any>('select status from messages where id = $1', [id])).rows[0].status).toBe('delivered');
+
+    const gather = await post(gatherResult({ ...parties, url: `${PUBLIC}/webhooks/twilio_voice?e=gather&l=en-US&p1=moving_now&p2=talk`, digits: '1' }));
+    expect(gather.status).toBe(200);
+    expect(gather.type).toContain('text/xml');
+    expect(gather.body).toBe('<Response><Say language="en-US">Thank you. Goodbye.</Say><Hangup/></Response>');
+    const reply = (await db.query<any>('select channel, payload, intent, in_reply_to from inbound_messages where contact_id = $1', [c.id])).rows;
+    expect(reply).toEqual([{ channel: 'voice', payload: 'moving_now', intent: 'moving_now', in_reply_to: id }]);
+
+    const forged = gatherResult({ ...parties, authToken: hex(32), url: `${PUBLIC}/webhooks/twilio_voice?e=gather&p1=moving_now`, digits: '1' });
+    expect((await post(forged)).status).toBe(401);
+  });
+
+  it('a Vonage inbound SMS is routed by the number it was sent to and verified by its signed JWT', async () => {
+    const t = await createTenant(db, { name: 'Vonage Co' });
+    const signatureSecret = hex(32);
+    const apiKey = hex(8);
+    await createAccount(
+      db,
+      { secrets: box, adapters: builtInAdapters(new SandboxProvider()) },
+      t.id,
+      { name: 'vonage', kind: 'vonage', credentials: { api_key: apiKey, api_secret: hex(16), signature_secret: signatureSecret }, config: { from: '+447700900500' } },
+      'test',
+      clock.now(),
+    );
+    const body = vonageInboundSms({ from: '447911123999', to: '447700900500', text: 'STOP' });
+    const ok = await post(vonageSigned({ apiKey, signatureSecret, url: `${PUBLIC}/webhooks/vonage` }, body, { iat: Math.floor(clock.now().getTime() / 1000) }));
+    expect(ok.status).toBe(200);
+    const stored = (await db.query<any>('select keyword, from_address from inbound_messages where tenant_id = $1', [t.id])).rows;
+    expect(stored).toEqual([{ keyword: 'opt_out', from_address: '+447911123999' }]);
+    const forged = await post(vonageSigned({ apiKey, signatureSecret: hex(32), url: `${PUBLIC}/webhooks/vonage` }, vonageInboundSms({ from: '447911123998', to: '447700900500', text: 'hi' })));
+    expect(forged.status).toBe(401);
   });
 });

@@ -114,6 +114,28 @@ describe('dispatcher retries and provider answers', () => {
     expect(rows[0]!.n).toBe(0);
   });
 
+  it("hands the node's options, rendered, and the contact's name and language to the provider", async () => {
+    await publishJourney(db, tenant, {
+      entry: { event: 'with_options' },
+      nodes: [
+        {
+          id: 'menu',
+          type: 'send',
+          channel: 'sms',
+          content: { body: 'Pick one' },
+          options: { media: '{{ trigger.image }}', buttons: [{ id: 'yes', title: 'Yes {{ contact.name }}' }] },
+        },
+      ],
+    });
+    const c = await createContact(db, tenant, { phone: '+12125559876', name: 'Lee', locale: 'es-MX' }, {}, clock.now());
+    await grantAll(db, tenant, [c.id], ['sms']);
+    await ingestEvents(db, tenant, [{ name: 'with_options', contact_id: c.id, properties: { image: 'https://cdn.example/map.png' } }], clock.now(), {});
+    await worker.drain();
+    const call = provider.calls.find((m) => m.to === '+12125559876')!;
+    expect(call.options).toEqual({ media: 'https://cdn.example/map.png', buttons: [{ id: 'yes', title: 'Yes Lee' }] });
+    expect(call.contact).toEqual({ name: 'Lee', locale: 'es-MX' });
+  });
+
   it('reads a retry schedule from the environment and refuses a bad one by name', () => {
     expect(retrySchedule('1s, 2m,1h')).toEqual([1_000, 120_000, 3_600_000]);
     expect(() => retrySchedule('1s,soon')).toThrow(/RAPPORT_RETRY_SCHEDULE/);

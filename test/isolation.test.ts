@@ -154,6 +154,7 @@ const cases = (fx: Fixture): Record<string, Case> => ({
   },
   'GET /v1/whatsapp-templates/{id}': { url: `/v1/whatsapp-templates/${fx.whatsappTemplateId}`, status: [404] },
   'PATCH /v1/whatsapp-templates/{id}': { url: `/v1/whatsapp-templates/${fx.whatsappTemplateId}`, body: { status: 'paused' }, status: [404] },
+  'GET /v1/enrollments/{id}/result': { url: `/v1/enrollments/${fx.enrollmentId}/result`, status: [404] },
   'POST /v1/sandbox/replies': { url: '/v1/sandbox/replies', body: { channel: 'sms', contact_id: fx.contactId, text: 'STOP', message_id: fx.messageId }, status: [404] },
   'DELETE /v1/whatsapp-templates/{id}': { url: `/v1/whatsapp-templates/${fx.whatsappTemplateId}`, status: [404] },
 });

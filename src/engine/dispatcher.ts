@@ -13,6 +13,7 @@ import { applyPendingReceipts } from '../store/message-status.js';
 import { getVersions, versionKey, type LiveVersion } from '../store/journey-versions.js';
 import { isSuppressedIn, loadConsent, loadContacts, loadSuppressed, tenantPolicies } from '../store/step-batch.js';
 import type { Delivery, OutgoingMessage, ProviderRegistry, SendResult } from './providers.js';
+import { deliverResultWebhook } from './result-webhook.js';
 
 /**
  * Takes due messages off the outbox and hands them to providers:
@@ -68,7 +69,7 @@ interface ClaimedMessage {
   enrollment_id: string | null;
   journey_id: string | null;
   node: string | null;
-  kind: 'send' | 'action_webhook' | 'reply';
+  kind: 'send' | 'action_webhook' | 'reply' | 'result_webhook';
   channel: SendNode['channel'];
   topic: string | null;
   transactional: boolean;
@@ -130,7 +131,7 @@ export async function runDispatchBatch(db: Db, now: () => Date, providers: Provi
 
   const templates = await loadTemplates(db, ready);
   const whatsapp = await planWhatsapp(db, whatsappCandidates(ready, templates), start);
-  const outcomes = await Promise.all(ready.map((p) => deliver(p, templates, providers, options, whatsapp.get(p.msg.id))));
+  const outcomes = await Promise.all(ready.map((p) => deliver(p, templates, providers, options, whatsapp.get(p.msg.id), { db, now: start })));
 
   await db.transaction(async (tx) => {
     const at = now();
@@ -388,9 +389,11 @@ async function deliver(
   providers: ProviderRegistry,
   options: DispatchOptions,
   whatsapp: WhatsappPlan | undefined,
+  batch: { db: Queryable; now: Date },
 ): Promise<Delivered & { result: { ok: boolean } }> {
   const scope = templateScope(p.contact, p.msg.content.vars ?? {}, p.version?.name ?? null);
   if (p.msg.kind === 'action_webhook') return callWebhook(p, scope);
+  if (p.msg.kind === 'result_webhook') return deliverResultWebhook(batch.db, p.msg, providers, batch.now);
   if (whatsapp && 'block' in whatsapp) return { rendered: null, result: { ok: false, permanent: true, error: whatsapp.block }, blocked: whatsapp.block };
   if (whatsapp && 'hold_until' in whatsapp) return { rendered: null, result: { ok: false, permanent: false, error: whatsapp.reason }, hold: { until: whatsapp.hold_until, reason: whatsapp.reason } };
   let out: OutgoingMessage;
@@ -405,6 +408,9 @@ async function deliver(
     const html = pick(content.html, stored?.html);
     const wa = content.whatsapp_template ?? stored?.whatsapp_template ?? undefined;
     const url = content.url;
+    const node = p.msg.node ? p.version?.compiled.nodes.get(p.msg.node) : undefined;
+    // Buttons, media, voice menus: strings in them are Liquid like the content's.
+    const options = node?.type === 'send' && node.options ? (renderDeep(node.options, scope) as Record<string, unknown>) : undefined;
     out = {
       id: p.msg.id,
       tenant_id: p.msg.tenant_id,
@@ -416,6 +422,8 @@ async function deliver(
       ...(html !== undefined ? { html: renderHtml(html, scope) } : {}),
       ...(wa ? { whatsapp_template: { name: wa.name, language: wa.language, parameters: (wa.parameters ?? []).map((x) => render(x, scope)) } } : {}),
       ...(url !== undefined ? { url: render(url, scope) } : {}),
+      ...(options ? { options } : {}),
+      contact: { name: p.contact.name, locale: p.contact.locale },
       ...(p.msg.kind === 'reply' && p.msg.account_id ? { via_account: p.msg.account_id } : {}),
     };
     // Adapters send the template when there is one: inside the window the text goes instead.
@@ -446,7 +454,7 @@ async function deliver(
     // Loading the tenant's accounts failed (database, secret key): the message is not at fault.
     delivery = { provider: 'unknown', account_id: null, result: { ok: false, permanent: false, code: 'config', error: (err as Error).message } };
   }
-  const { id: _id, tenant_id: _t, idempotency_key: _k, via_account: _v, ...sent } = out;
+  const { id: _id, tenant_id: _t, idempotency_key: _k, via_account: _v, contact: _c, ...sent } = out;
   const rendered = warnings.length ? { ...sent, warnings } : sent;
   return { rendered, result: delivery.result.ok ? { ...delivery.result, provider: delivery.provider } : delivery.result, account_id: delivery.account_id };
 }

@@ -2,6 +2,7 @@ import type { Reentry } from '../core/journey/definition.js';
 import { durationMs } from '../core/time.js';
 import type { Queryable } from './db.js';
 import { newId } from './ids.js';
+import { queueResultWebhooks, type EndedEnrollment } from './result-webhooks.js';
 
 /** The channel workers LISTEN on; any commit that makes work due now notifies it. */
 export const WORK_CHANNEL = 'rapport_work';
@@ -103,17 +104,18 @@ export async function enrollContacts(tx: Queryable, target: EnrollTarget, reques
 export type EndStatus = 'completed' | 'converted' | 'exited' | 'cancelled' | 'failed';
 
 /**
- * Ends open enrollments and cancels the messages they still have queued, in two statements.
- * Returns the ids it ended (an enrollment that had already ended is left as it was).
+ * Ends open enrollments and cancels the messages they still have queued, in two statements, then
+ * queues the result webhooks their journeys ask for. Returns the ids it ended (an enrollment that
+ * had already ended is left as it was).
  */
 export async function endEnrollments(tx: Queryable, tenantId: string, ids: string[], status: EndStatus, reason: string, now: Date): Promise<string[]> {
   if (!ids.length) return [];
-  const { rows } = await tx.query<{ id: string }>(
+  const { rows } = await tx.query<EndedEnrollment>(
     `update enrollments e
         set status = $3, end_reason = $4, ended_at = $5, updated_at = $5, due_at = null, paused_due_at = null, wait = null
        from unnest($2::uuid[]) as x(id)
       where e.id = x.id and e.tenant_id = $1 and e.ended_at is null
-      returning e.id`,
+      returning e.id, e.tenant_id, e.journey_id, e.version`,
     [tenantId, ids, status, reason, now],
   );
   const ended = rows.map((r) => r.id);
@@ -125,6 +127,8 @@ export async function endEnrollments(tx: Queryable, tenantId: string, ids: strin
     );
     await tx.query(`update enrollments set steps = steps + 1 where id = any($1::uuid[])`, [ended]);
     await cancelQueuedMessages(tx, tenantId, { enrollmentIds: ended }, `enrollment ${status}: ${reason}`, now);
+    // After the cancelling, which would otherwise take the result webhook with the rest.
+    if (await queueResultWebhooks(tx, rows, now)) await notifyWork(tx);
   }
   return ended;
 }

@@ -5,6 +5,7 @@ import type { FrequencyCap, QuietHours, SendWindow } from '../core/tenant.js';
 import { durationMs } from '../core/time.js';
 import type { Queryable } from './db.js';
 import { newId } from './ids.js';
+import { queueResultWebhooks } from './result-webhooks.js';
 
 /**
  * The scheduler's reads and writes, each one statement for the whole batch. Batches may span
@@ -218,7 +219,8 @@ const ENDED: ReadonlySet<EnrollmentStatus> = new Set(['completed', 'converted', 
 
 /**
  * Writes every outcome of a batch: enrollment rows, history, outbox messages with their first
- * status, contact updates. Returns how many messages were queued for now or earlier.
+ * status, contact updates, and the result webhooks of the enrollments that ended. Returns how
+ * many messages were queued for now or earlier.
  */
 export async function writeOutcomes(tx: Queryable, now: Date, rows: OutcomeRow[]): Promise<{ queued: number; messages: number; steps: number }> {
   if (!rows.length) return { queued: 0, messages: 0, steps: 0 };
@@ -321,5 +323,8 @@ export async function writeOutcomes(tx: Queryable, now: Date, rows: OutcomeRow[]
       [JSON.stringify(updates), now],
     );
   }
+  // Last, so a URL read from the contact sees the changes of the final step.
+  const ended = rows.filter((r) => ENDED.has(r.outcome.status)).map((r) => ({ id: r.outcome.enrollment_id, tenant_id: r.tenant_id, journey_id: r.journey_id, version: r.version }));
+  queued += await queueResultWebhooks(tx, ended, now);
   return { queued, messages: messages.length, steps: history.length };
 }

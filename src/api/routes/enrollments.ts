@@ -1,11 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { InputError } from '../../core/errors.js';
+import { loadEnrollmentResult } from '../../engine/enrollment-result.js';
 import { cancelEnrollment, enrollFromApi, getEnrollment, listEnrollments, UnresolvedContactsError, type EnrollTargetInput } from '../../store/journey-enrollments.js';
 import type { RouteDeps } from '../app.js';
 import { sendError } from '../errors.js';
 import { errors, IdParams, Page, PageQuery, Uuid } from '../schemas/common.js';
-import { EnrollBody, Enrollment, EnrollmentStatus, EnrollmentSummary, EnrollResult } from '../schemas/enrollment.js';
+import { EnrollBody, Enrollment, EnrollmentResultSchema, EnrollmentStatus, EnrollmentSummary, EnrollResult } from '../schemas/enrollment.js';
 import { normalizeOptions } from '../tenant-options.js';
 
 export const enrollmentRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { db, clock }) => {
@@ -78,6 +79,21 @@ export const enrollmentRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app
       },
     },
     async (req) => getEnrollment(db, req.auth.tenantId, req.params.id),
+  );
+
+  app.get(
+    '/enrollments/:id/result',
+    {
+      schema: {
+        tags: ['enrollments'],
+        summary: 'What an enrollment achieved: answer, delivery method, escalation',
+        description:
+          "Computed from what happened (its messages and the contact's replies), as of now, for any journey: status success, pending, delivered_with_escalation or failed; deliveryMethod; the WhatsApp sessionStatus; escalationLevel; templateUsed; userResponse; timestamps. A journey's result_webhook POSTs the same JSON when an enrollment ends. The rules are in docs/recipes/progressive-escalation.md.",
+        params: IdParams,
+        response: { 200: EnrollmentResultSchema, ...errors(401, 404) },
+      },
+    },
+    async (req) => loadEnrollmentResult(db, req.auth.tenantId, req.params.id),
   );
 
   app.post(

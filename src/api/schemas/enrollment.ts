@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { DELIVERY_METHODS, RESULT_STATUSES, SESSION_STATUSES } from '../../engine/enrollment-result.js';
 import { Timestamp, Uuid } from './common.js';
 
 export const MAX_ENROLL_BATCH = 1000;
@@ -72,7 +73,7 @@ const nullableTime = Type.Union([Timestamp, Type.Null()]);
 const EnrollmentMessage = Type.Object({
   id: Uuid,
   node: Type.Union([Type.String(), Type.Null()]),
-  kind: Type.String({ description: 'send, or action_webhook for a webhook action' }),
+  kind: Type.String({ description: "send; action_webhook for a webhook action; result_webhook for the journey's result webhook, queued when the enrollment ended" }),
   channel: Type.String(),
   status: Type.String(),
   reason: Type.Union([Type.String(), Type.Null()]),
@@ -95,3 +96,38 @@ export const Enrollment = Type.Object({
   history: Type.Array(Step, { description: 'every step it took, oldest first' }),
   messages: Type.Array(EnrollmentMessage, { description: 'the messages it queued, oldest first' }),
 });
+
+/** GET /v1/enrollments/{id}/result, and the `data` of a journey's result webhook. */
+export const EnrollmentResultSchema = Type.Object(
+  {
+    enrollment_id: Uuid,
+    journey_id: Uuid,
+    enrollment_status: EnrollmentStatus,
+    status: Type.Enum(RESULT_STATUSES, {
+      description:
+        'success: the contact answered; pending: no answer yet and the enrollment still runs; delivered_with_escalation: it ended without an answer after at least one message went out; failed: it ended and nothing went out',
+    }),
+    deliveryMethod: Type.Union([Type.Enum(DELIVERY_METHODS), Type.Null()], {
+      description:
+        'how the message that counted went: the one the answer replies to, else the last that went out. direct is WhatsApp session text; a WhatsApp template is smart_template as the first message, emergency_template as the last template when it is the third message or later, escalation_template otherwise; null when nothing went out',
+    }),
+    sessionStatus: Type.Enum(SESSION_STATUSES, {
+      description: "the contact's WhatsApp window: active when they wrote in the 24 hours before the alert, reactivated when it was closed and they answered on WhatsApp, expired otherwise",
+    }),
+    escalationLevel: Type.Integer({ minimum: 0, description: 'messages that went out after the first and before the answer (follow-ups do not count)' }),
+    templateUsed: Type.Union([Type.String(), Type.Null()], { description: 'the last WhatsApp template that went out, up to the message that counted' }),
+    userResponse: Type.Union([Type.String(), Type.Null()], { description: "the answer's intent (moving_now), else its button payload, else its text; null without an answer" }),
+    messageId: Type.Union([Type.String(), Type.Null()], { description: "the provider's id of the last message that went out (wamid…, SM…)" }),
+    maxEscalationReached: Type.Boolean({ description: 'an emergency template, or a voice call after the first message, went out' }),
+    followUpSent: Type.Boolean({ description: 'a message went out after the answer' }),
+    trigger: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()], { description: 'the properties of the event that started the enrollment' }),
+    timestamps: Type.Object({
+      triggered: Timestamp,
+      first_sent: Type.Union([Timestamp, Type.Null()]),
+      responded: Type.Union([Timestamp, Type.Null()]),
+      escalations: Type.Array(Timestamp, { description: 'when each alert message after the first went out' }),
+      ended: Type.Union([Timestamp, Type.Null()]),
+    }),
+  },
+  { description: 'what an enrollment achieved: the answer, how the message reached the contact, how far it escalated (see docs/recipes/progressive-escalation.md)' },
+);

@@ -321,6 +321,22 @@ export const JourneySendWindow = Type.Object(
   strict,
 );
 
+export const ResultWebhook = Type.Object(
+  {
+    url: Type.String({
+      minLength: 1,
+      maxLength: 2000,
+      description: 'where to POST the result: an http(s) URL, or Liquid rendered when the enrollment ends ("{{ trigger.callback_url }}"); one that renders empty sends nothing',
+    }),
+  },
+  {
+    ...strict,
+    description:
+      "when an enrollment ends (any way), POST its result (GET /v1/enrollments/{id}/result) to this URL once, signed with the tenant's webhook account (Standard Webhooks)",
+  },
+);
+export type ResultWebhook = Static<typeof ResultWebhook>;
+
 export const JourneyDefinition = Type.Object(
   {
     $schema: Type.Optional(Type.String()),
@@ -331,6 +347,7 @@ export const JourneyDefinition = Type.Object(
     send_window: Type.Optional(JourneySendWindow),
     goals: Type.Optional(Type.Array(EventMatch, { maxItems: 20, description: 'events that end the enrollment as converted' })),
     exit_on: Type.Optional(Type.Array(EventMatch, { maxItems: 20, description: 'events that end the enrollment (e.g. purchase, opted_out)' })),
+    result_webhook: Type.Optional(ResultWebhook),
     start: Type.Optional(NodeId),
     nodes: Type.Array(JourneyNode, { minItems: 1, maxItems: 500 }),
   },
@@ -356,6 +373,7 @@ export interface JourneyDefinition {
   send_window?: JourneySendWindow;
   goals?: EventMatch[];
   exit_on?: EventMatch[];
+  result_webhook?: ResultWebhook;
   start?: string;
   nodes: JourneyNode[];
 }

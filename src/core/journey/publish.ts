@@ -96,6 +96,11 @@ export function checkPublishable(def: JourneyDefinition, ctx: PublishContext): J
     }
   });
 
+  if (def.result_webhook) {
+    const wrong = templateProblems(def.result_webhook.url);
+    if (wrong !== null) push('result_webhook.url', undefined, `is not a valid Liquid template: ${wrong}`);
+  }
+
   forEachCondition(def, (cond, at, node) => {
     if ('attribute' in cond && !ATTRIBUTE_PATH.test(cond.attribute)) push(`${at}.attribute`, node, attributePathMessage(cond.attribute));
     else if ('engaged' in cond) sendTarget(cond.engaged.node, `${at}.engaged.node`, node, def.nodes, index, push);

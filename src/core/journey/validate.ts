@@ -202,6 +202,12 @@ export function checkDefinition(input: unknown): { definition: JourneyDefinition
     push('send_window.time_zone', undefined, `${quote(window.time_zone)} is not "recipient", "tenant" or an IANA time zone (e.g. "Europe/Paris")`);
   }
 
+  const hook = input.result_webhook;
+  if (isObject(hook) && typeof hook.url === 'string') {
+    const wrong = resultUrlProblem(hook.url);
+    if (wrong) push('result_webhook.url', undefined, wrong);
+  }
+
   // Past the limit the schema has said so; checking each of an oversized list would only cost time.
   const nodes = Array.isArray(input.nodes) && input.nodes.length <= NODES.maxItems ? input.nodes : [];
   const ids = new Map<string, number>();
@@ -232,6 +238,29 @@ export function checkDefinition(input: unknown): { definition: JourneyDefinition
   return { definition, problems };
 }
 
+
+/**
+ * A result webhook URL is an http(s) URL, or Liquid rendered when the enrollment ends. Of a URL
+ * with Liquid in it only the literal start can be judged now ("ftp://{{ x }}" cannot become one);
+ * what it renders to is checked when the webhook is queued.
+ */
+export function resultUrlProblem(url: string): string | null {
+  const liquidAt = url.search(/\{[{%]/);
+  const head = (liquidAt === -1 ? url : url.slice(0, liquidAt)).trim().toLowerCase();
+  const expected = 'must be an http(s) URL, or Liquid that renders one ("{{ trigger.callback_url }}")';
+  if (liquidAt === -1) return isHttpUrl(url.trim()) ? null : expected;
+  const fits = (scheme: string) => head.startsWith(scheme) || scheme.startsWith(head);
+  return fits('https://') || fits('http://') ? null : expected;
+}
+
+export function isHttpUrl(value: string): boolean {
+  try {
+    const u = new URL(value);
+    return (u.protocol === 'https:' || u.protocol === 'http:') && u.hostname !== '';
+  } catch {
+    return false;
+  }
+}
 
 function exactlyOne(n: Json, keys: readonly string[]): string | null {
   const present = keys.filter((k) => n[k] !== undefined);

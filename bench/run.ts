@@ -1,11 +1,12 @@
 /**
- * `npm run bench`: the ingest benchmark, then the engine benchmark, each in a process of its own
- * so that one's heap and JIT state do not colour the other's figures.
+ * `npm run bench`: the ingest benchmark, then the engine benchmark, then the dispatch benchmark,
+ * each in a process of its own so that one's heap and JIT state do not colour another's figures.
  *
- *   npm run bench -- [--quick] [--backend all|postgres|pglite] [--profile] [--only ingest|engine]
- *                    [any option of either bench, passed to the one that takes it]
+ *   npm run bench -- [--quick] [--backend all|postgres|pglite] [--profile] [--only ingest|engine|dispatch]
+ *                    [any option of a bench, passed to the ones that take it]
  *
- * `npm run bench:ingest` and `npm run bench:engine` run one of them; each documents its options.
+ * `npm run bench:ingest`, `npm run bench:engine` and `npm run bench:dispatch` run one of them;
+ * each documents its options.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,7 @@ import { parseArgs } from 'node:util';
 const BENCHES = {
   ingest: { file: 'ingest.ts', options: ['quick', 'rows', 'batch', 'concurrency', 'backend', 'profile'] },
   engine: { file: 'engine.ts', options: ['quick', 'contacts', 'processes', 'backend', 'phase', 'rate', 'seconds', 'profile'] },
+  dispatch: { file: 'dispatch.ts', options: ['quick', 'messages', 'processes', 'backend', 'repeats'] },
 } as const;
 const FLAGS = new Set(['quick', 'profile']);
 
@@ -22,11 +24,11 @@ const { values } = parseArgs({
     only: { type: 'string' },
     quick: { type: 'boolean' },
     profile: { type: 'boolean' },
-    ...Object.fromEntries(['rows', 'batch', 'concurrency', 'backend', 'contacts', 'processes', 'phase', 'rate', 'seconds'].map((o) => [o, { type: 'string' as const }])),
+    ...Object.fromEntries(['rows', 'batch', 'concurrency', 'backend', 'contacts', 'processes', 'phase', 'rate', 'seconds', 'messages', 'repeats'].map((o) => [o, { type: 'string' as const }])),
   },
 });
 const only = values.only;
-if (only !== undefined && !(only in BENCHES)) throw new Error('--only is ingest or engine');
+if (only !== undefined && !(only in BENCHES)) throw new Error(`--only is one of ${Object.keys(BENCHES).join(', ')}`);
 
 let failed = false;
 for (const [name, bench] of Object.entries(BENCHES)) {

@@ -235,3 +235,23 @@ describe('WhatsApp at dispatch and urgency', () => {
 async function contactPhone(id: string): Promise<string> {
   return (await db.query<{ phone: string }>('select phone from contacts where id = $1', [id])).rows[0]!.phone;
 }
+
+describe('answers that leave the outcome unknown', () => {
+  it('says a message that failed after a timed-out attempt may have been delivered; open circuits cost no attempt', async () => {
+    provider.answers = [
+      () => ({ ok: false, permanent: false, code: 'unavailable', error: 'every sms provider of this tenant is failing (2 circuits open)', retry_after_ms: 30_000 }),
+      () => ({ ok: false, permanent: false, code: 'timeout', error: 'no answer within 15000 ms' }),
+      () => ({ ok: false, permanent: true, code: 'rejected', error: 'Message body too long' }),
+    ];
+    const c = await enrolOne();
+    expect(await message(c)).toMatchObject({ status: 'queued', attempts: 0 });
+    clock.advance(30_000);
+    await worker.drain();
+    expect(await message(c)).toMatchObject({ status: 'queued', attempts: 1 });
+    clock.advance(5_000);
+    await worker.drain();
+    const m = await message(c);
+    expect(m).toMatchObject({ status: 'failed', attempts: 2 });
+    expect(m.reason).toBe('rejected: Message body too long (a provider did not answer an attempt and may have delivered it)');
+  });
+});

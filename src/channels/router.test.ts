@@ -74,6 +74,17 @@ describe('ProviderRouter', () => {
     expect(calls).toEqual(['b', 'b', 'a', 'a']);
   });
 
+  it('does not fail a timed-out send over to another provider, which might send it twice', async () => {
+    const calls: string[] = [];
+    const router = new ProviderRouter({
+      adapters: scripted({ a: () => ({ ok: false, permanent: false, code: 'timeout', error: 'no answer within 15000 ms' }), b: ok }, calls),
+      accounts: () => Promise.resolve([account('a', 1), account('b', 2)]),
+      fallback: sandboxRegistry(),
+    });
+    expect(await router.send(msg())).toMatchObject({ account_id: 'a', result: { ok: false, code: 'timeout' } });
+    expect(calls).toEqual(['a']);
+  });
+
   it('lets one message through a half-open circuit and keeps it closed on success', async () => {
     const calls: string[] = [];
     let t = 0;
@@ -106,13 +117,13 @@ describe('ProviderRouter', () => {
     expect(router.circuit('a')).toBe('closed');
   });
 
-  it('answers a temporary failure naming the open circuits when every provider is down', async () => {
+  it('answers unavailable, naming the open circuits, when every provider is down', async () => {
     let t = 0;
     const router = new ProviderRouter({ adapters: scripted({ a: down }, []), accounts: () => Promise.resolve([account('a', 1)]), fallback: sandboxRegistry(), now: () => t });
     for (let i = 0; i < 5; i++) await router.send(msg(i));
     t += 10;
     const d = await router.send(msg(9));
-    expect(d.result).toMatchObject({ ok: false, permanent: false, code: 'server' });
+    expect(d.result).toMatchObject({ ok: false, permanent: false, code: 'unavailable' });
     expect(d.result.ok === false && d.result.error).toMatch(/every sms provider .* failing \(1 circuit open\)/);
   });
 

@@ -7,9 +7,12 @@ import type { ChannelAdapter, FailureCode, OutgoingMessage, ProviderAccount, Pro
  *
  * - a tenant's accounts for the channel are tried in priority order; a channel with none goes
  *   to the sandbox, which is what a new tenant has;
- * - a failure that is the provider's (5xx, timeout, network, bad credentials) counts against the
- *   account and moves the message to the next account; five in a row open the account's circuit
- *   for 30 s, during which it is skipped, then one message tries it again (half-open);
+ * - a failure that is the provider's (5xx, network, bad credentials) counts against the account
+ *   and moves the message to the next account; five in a row open the account's circuit for
+ *   30 s, during which it is skipped, then one message tries it again (half-open). A timeout
+ *   counts too but is not failed over: the provider may have taken the message, and another
+ *   would send it again; it goes back to the dispatcher's retries, on the record;
+ * - with every circuit open the message waits (`unavailable`) without counting an attempt;
  * - a failure that is the message's (invalid recipient, unsubscribed, rejected content) is final:
  *   another provider would refuse it too;
  * - throughput per sender (1 msg/s for a US long code, 80/s for a WhatsApp number, or the
@@ -93,6 +96,12 @@ export class ProviderRouter implements ProviderRegistry {
         this.succeeded(account.id);
         return delivery;
       }
+      if (result.code === 'timeout') {
+        // The provider may have taken it and only the answer was lost: another provider would
+        // send it a second time. It goes back to the dispatcher, whose retry is on the record.
+        this.failed(account.id);
+        return delivery;
+      }
       if (result.code && PROVIDER_FAULTS.has(result.code)) {
         this.failed(account.id);
         last = delivery;
@@ -110,7 +119,7 @@ export class ProviderRouter implements ProviderRegistry {
     return {
       provider: accounts[0]!.kind,
       account_id: accounts[0]!.id,
-      result: { ok: false, permanent: false, code: 'server', error: `every ${msg.channel} provider of this tenant is failing (${skipped} circuit${skipped === 1 ? '' : 's'} open)`, retry_after_ms: this.opts.breaker?.openMs ?? 30_000 },
+      result: { ok: false, permanent: false, code: 'unavailable', error: `every ${msg.channel} provider of this tenant is failing (${skipped} circuit${skipped === 1 ? '' : 's'} open)`, retry_after_ms: this.opts.breaker?.openMs ?? 30_000 },
     };
   }
 

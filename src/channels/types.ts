@@ -93,9 +93,11 @@ export interface TemplateButtonParam {
  * - `auth` / `config`: our side is wrong (bad credentials, unknown sender); try the next
  *   provider, the message is not at fault;
  * - `timeout` / `server` / `network`: temporary; retry with backoff, fail over.
- * - `rejected`: the provider refused this message for good (content, template not approved).
+ * - `rejected`: the provider refused this message for good (content, template not approved);
+ * - `unavailable`: no provider was asked (every account's circuit is open); try later without
+ *   counting an attempt.
  */
-export type FailureCode = 'rate_limited' | 'invalid_recipient' | 'unsubscribed' | 'blocked' | 'auth' | 'config' | 'timeout' | 'server' | 'network' | 'rejected';
+export type FailureCode = 'rate_limited' | 'invalid_recipient' | 'unsubscribed' | 'blocked' | 'auth' | 'config' | 'timeout' | 'server' | 'network' | 'rejected' | 'unavailable';
 
 export type SendResult =
   | { ok: true; provider_message_id: string; cost?: number; currency?: string; status?: 'sent' | 'delivered' }

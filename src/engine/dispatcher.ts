@@ -157,13 +157,13 @@ export async function runDispatchBatch(db: Db, now: () => Date, providers: Provi
         return;
       }
       const code = 'code' in r ? r.code : undefined;
-      if (!r.permanent && code === 'rate_limited' && (r.retry_after_ms ?? 0) <= MAX_RATE_LIMIT_WAIT_MS) {
-        // Waiting out a rate limit is not an attempt: the provider never looked at the message.
-        retry.push({ id: m.id, due_at: new Date(at.getTime() + Math.max(r.retry_after_ms ?? 1000, 100)), error: r.error, refund: true });
+      if (!r.permanent && (code === 'rate_limited' || code === 'unavailable') && (r.retry_after_ms ?? 0) <= MAX_RATE_LIMIT_WAIT_MS) {
+        // Waiting out a rate limit or open circuits is not an attempt: no provider looked at the message.
+        retry.push({ id: m.id, due_at: new Date(at.getTime() + Math.max(r.retry_after_ms ?? 1000, 100)), error: r.error, code, refund: true });
       } else if (!r.permanent && m.attempts <= RETRY_DELAYS_MS.length) {
         const delay = Math.max(r.retry_after_ms ?? 0, RETRY_DELAYS_MS[m.attempts - 1]!);
-        retry.push({ id: m.id, due_at: new Date(at.getTime() + delay), error: r.error, refund: false });
-      } else failed.push({ id: m.id, error: code ? `${code}: ${r.error}` : r.error });
+        retry.push({ id: m.id, due_at: new Date(at.getTime() + delay), error: r.error, code: code ?? null, refund: false });
+      } else failed.push({ id: m.id, error: code && !r.error.startsWith(`${code}:`) ? `${code}: ${r.error}` : r.error, timed_out: code === 'timeout' });
     });
     result.sent = sent.length;
     result.failed = failed.length;
@@ -181,7 +181,7 @@ export async function runDispatchBatch(db: Db, now: () => Date, providers: Provi
     if (sent.length) {
       await tx.query(
         `with u as (
-           update messages m set status = 'sent', provider = x.provider, provider_message_id = x.provider_message_id, rendered = x.rendered,
+           update messages m set status = 'sent', reason = null, provider = x.provider, provider_message_id = x.provider_message_id, rendered = x.rendered,
                   cost = x.cost, currency = x.currency, account_id = x.account_id, sent_at = $2, updated_at = $2, due_at = null
              from jsonb_to_recordset($1::jsonb) as x(id uuid, provider text, provider_message_id text, rendered jsonb, cost numeric, currency text, account_id uuid)
             where m.id = x.id and m.status = 'sending' returning m.id)
@@ -196,19 +196,23 @@ export async function runDispatchBatch(db: Db, now: () => Date, providers: Provi
         `with u as (
            update messages m set status = 'queued', due_at = x.due_at, reason = x.error, updated_at = $2,
                   attempts = case when x.refund then m.attempts - 1 else m.attempts end
-             from jsonb_to_recordset($1::jsonb) as x(id uuid, due_at timestamptz, error text, refund boolean)
-            where m.id = x.id and m.status = 'sending' returning m.id, x.error)
-         insert into message_status (message_id, status, at, detail) select id, 'queued', $2, jsonb_build_object('retry', error) from u`,
+             from jsonb_to_recordset($1::jsonb) as x(id uuid, due_at timestamptz, error text, code text, refund boolean)
+            where m.id = x.id and m.status = 'sending' returning m.id, x.error, x.code)
+         insert into message_status (message_id, status, at, detail)
+         select id, 'queued', $2, jsonb_strip_nulls(jsonb_build_object('retry', error, 'code', code)) from u`,
         [JSON.stringify(retry), at],
       );
     }
     if (failed.length) {
       await tx.query(
         `with u as (
-           update messages m set status = 'failed', reason = x.error, failed_at = $2, updated_at = $2, due_at = null
-             from jsonb_to_recordset($1::jsonb) as x(id uuid, error text)
-            where m.id = x.id and m.status = 'sending' returning m.id, x.error)
-         insert into message_status (message_id, status, at, detail) select id, 'failed', $2, jsonb_build_object('reason', error) from u`,
+           update messages m set failed_at = $2, updated_at = $2, due_at = null, status = 'failed',
+                  -- A provider that never answered may have taken the message: the record must not say it surely did not go.
+                  reason = x.error || case when x.timed_out or exists (select 1 from message_status s where s.message_id = m.id and s.detail->>'code' = 'timeout')
+                                           then ' (a provider did not answer an attempt and may have delivered it)' else '' end
+             from jsonb_to_recordset($1::jsonb) as x(id uuid, error text, timed_out boolean)
+            where m.id = x.id and m.status = 'sending' returning m.id, m.reason)
+         insert into message_status (message_id, status, at, detail) select id, 'failed', $2, jsonb_build_object('reason', reason) from u`,
         [JSON.stringify(failed), at],
       );
     }

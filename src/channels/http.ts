@@ -1,10 +1,11 @@
 import { timingSafeEqual } from 'node:crypto';
+import { requesterCanSend } from './http-client.js';
 import type { FailureCode, SendContext, SendResult } from './types.js';
 
 /** What a provider's HTTP API answered. */
 export interface ProviderResponse {
   status: number;
-  headers: Headers;
+  headers: { get(name: string): string | null };
   text: string;
   /** The body parsed as JSON, or undefined when it is not JSON. */
   json: unknown;
@@ -19,8 +20,15 @@ export type CallFailure = Extract<SendResult, { ok: false }>;
  */
 export async function callProvider(ctx: SendContext, url: string, init: RequestInit): Promise<ProviderResponse | CallFailure> {
   try {
-    const res = await ctx.fetch(url, { ...init, signal: AbortSignal.timeout(ctx.timeoutMs) });
-    const text = await res.text();
+    let res: { status: number; headers: ProviderResponse['headers'] };
+    let text: string;
+    if (ctx.request && requesterCanSend(init.body)) {
+      ({ text, ...res } = await ctx.request(url, { method: init.method, headers: init.headers, body: init.body }, ctx.timeoutMs));
+    } else {
+      const answer = await ctx.fetch(url, { ...init, signal: AbortSignal.timeout(ctx.timeoutMs) });
+      text = await answer.text();
+      res = answer;
+    }
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : undefined;
@@ -32,7 +40,8 @@ export async function callProvider(ctx: SendContext, url: string, init: RequestI
     const e = err as Error;
     if (e.name === 'TimeoutError' || e.name === 'AbortError') return { ok: false, permanent: false, code: 'timeout', error: `no answer within ${ctx.timeoutMs} ms` };
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    return { ok: false, permanent: false, code: 'network', error: `network: ${cause?.code ?? cause?.message ?? e.message}` };
+    // fetch wraps the socket's error as the cause; node:http throws it as is.
+    return { ok: false, permanent: false, code: 'network', error: `network: ${cause?.code ?? (e as { code?: string }).code ?? cause?.message ?? e.message}` };
   }
 }
 
@@ -41,7 +50,7 @@ export function isCallFailure(r: ProviderResponse | CallFailure): r is CallFailu
 }
 
 /** Retry-After as seconds or an HTTP date, in ms; undefined when absent or unreadable. */
-export function retryAfterMs(headers: Headers, now = Date.now()): number | undefined {
+export function retryAfterMs(headers: ProviderResponse['headers'], now = Date.now()): number | undefined {
   const v = headers.get('retry-after');
   if (!v) return undefined;
   const s = Number(v);

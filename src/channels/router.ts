@@ -1,5 +1,6 @@
 import type { SendChannel } from '../core/journey/definition.js';
 import type { Delivery, ProviderRegistry } from '../engine/providers.js';
+import { keepAliveRequester, type HttpRequester } from './http-client.js';
 import type { ChannelAdapter, FailureCode, OutgoingMessage, ProviderAccount, ProviderKind, SendResult } from './types.js';
 
 /**
@@ -31,6 +32,8 @@ export interface ProviderRouterOptions {
   /** Where a channel without accounts goes. */
   fallback: ProviderRegistry;
   fetch?: typeof fetch;
+  /** The keep-alive HTTP client; the process-wide one by default, none when `fetch` is given (tests that bring their own). */
+  request?: HttpRequester;
   publicUrl?: string | null;
   timeoutMs?: number;
   /** Worker processes sharing each sender's throughput (divides it). */
@@ -51,7 +54,10 @@ export class ProviderRouter implements ProviderRegistry {
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
 
+  private readonly request: HttpRequester | undefined;
+
   constructor(private readonly opts: ProviderRouterOptions) {
+    this.request = opts.request ?? (opts.fetch ? undefined : sharedRequester());
     this.now = opts.now ?? Date.now;
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
@@ -84,6 +90,7 @@ export class ProviderRouter implements ProviderRegistry {
         result = await adapter.send(msg, {
           account,
           fetch: this.opts.fetch ?? fetch,
+          ...(this.request ? { request: this.request } : {}),
           publicUrl: this.opts.publicUrl ?? null,
           timeoutMs: this.opts.timeoutMs ?? 15_000,
         });
@@ -183,4 +190,12 @@ export class ProviderRouter implements ProviderRegistry {
     }
     return wait;
   }
+}
+
+let shared: HttpRequester | undefined;
+
+/** One set of keep-alive connections per process, shared by every router in it. */
+function sharedRequester(): HttpRequester {
+  shared ??= keepAliveRequester();
+  return shared;
 }

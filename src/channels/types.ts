@@ -1,5 +1,6 @@
 import type { SendChannel } from '../core/journey/definition.js';
 import type { ReceiptStatus } from '../store/message-status.js';
+import type { HttpRequester } from './http-client.js';
 
 /**
  * The contract between Rapport and a provider. One adapter per provider, in its own file under
@@ -105,8 +106,10 @@ export type SendResult =
 
 export interface SendContext {
   account: ProviderAccount;
-  /** The HTTP client: global fetch in production, the same in tests pointed at local fakes. */
+  /** The HTTP client for what `request` cannot carry, and for tests that bring their own. */
   fetch: typeof fetch;
+  /** The keep-alive client provider calls use when set (see http-client.ts). */
+  request?: HttpRequester;
   /** Rapport's public base URL (no trailing slash), for status-callback URLs; null when unknown. */
   publicUrl: string | null;
   /** How long a provider call may take before it counts as a timeout. */

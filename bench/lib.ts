@@ -1,16 +1,18 @@
 /**
  * What the benchmarks share: statistics over samples, CPU readings from /proc and os.cpus(),
- * databases created and dropped on the PostgreSQL server, the compiled CLI kept fresh, and the
- * recorded result file. bench/dispatch.ts uses it; bench/engine.ts and bench/ingest.ts still
- * carry their own copies of most of it.
+ * databases created and dropped on the PostgreSQL server, the compiled CLI kept fresh, the
+ * Twilio fake in its own process, and the recorded result file. bench/dispatch.ts and
+ * bench/baseline-graphile.ts use it; bench/engine.ts and bench/ingest.ts still carry their own
+ * copies of most of it, and bench/dispatch.ts its own copy of ProviderFake.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import type { FakeCommand, FakeMessage, FakeReport } from './provider-fake.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
@@ -222,4 +224,62 @@ export function writeResult(bench: string, quick: boolean, summary: unknown): st
 export function markdownTable(head: string[], rows: (string | number)[][]): string {
   const cells = rows.map((r) => r.map((c) => (typeof c === 'number' ? c.toLocaleString('en-US') : c)));
   return [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...cells.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Twilio fake (bench/provider-fake.ts), in a process of its own
+
+const FAKE = fileURLToPath(new URL('./provider-fake.ts', import.meta.url));
+
+/** bench/provider-fake.ts run as a child process: its URL, and what it received since the last reset. */
+export class ProviderFake {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly url: string,
+  ) {}
+
+  /** Starts the fake; it accepts only these Twilio credentials. */
+  static async start(credentials: { account_sid: string; auth_token: string }): Promise<ProviderFake> {
+    const child = fork(FAKE, [], {
+      cwd: ROOT,
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, FAKE_TWILIO_ACCOUNT_SID: credentials.account_sid, FAKE_TWILIO_AUTH_TOKEN: credentials.auth_token },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const first = await nextFakeMessage(child);
+    if (!('url' in first)) throw new Error('the provider fake did not report its URL');
+    return new ProviderFake(child, first.url);
+  }
+
+  async reset(): Promise<void> {
+    const answer = nextFakeMessage(this.child);
+    this.child.send('reset' satisfies FakeCommand);
+    await answer;
+  }
+
+  async report(): Promise<FakeReport> {
+    const answer = nextFakeMessage(this.child);
+    this.child.send('report' satisfies FakeCommand);
+    const m = await answer;
+    if (!('received' in m)) throw new Error('the provider fake did not report');
+    return m;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.send('stop' satisfies FakeCommand);
+    await exited;
+  }
+}
+
+function nextFakeMessage(child: ChildProcess): Promise<FakeMessage> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`the provider fake exited (${code})`));
+    child.once('exit', onExit);
+    child.once('message', (m) => {
+      child.off('exit', onExit);
+      resolve(m as FakeMessage);
+    });
+  });
 }

@@ -1,22 +1,28 @@
 /**
- * `npm run bench`: the ingest benchmark, then the engine benchmark, then the dispatch benchmark,
- * each in a process of its own so that one's heap and JIT state do not colour another's figures.
+ * `npm run bench`: the ingest, engine and dispatch benchmarks, the graphile-worker baseline
+ * and the micro-figures, in that order, each in a process of its own so that one's heap and JIT
+ * state do not colour another's figures.
  *
- *   npm run bench -- [--quick] [--backend all|postgres|pglite] [--profile] [--only ingest|engine|dispatch]
+ *   npm run bench -- [--quick] [--backend all|postgres|pglite] [--profile]
+ *                    [--only ingest|engine|dispatch|baseline|micro]
  *                    [any option of a bench, passed to the ones that take it]
  *
- * `npm run bench:ingest`, `npm run bench:engine` and `npm run bench:dispatch` run one of them;
- * each documents its options.
+ * The baseline runs on PostgreSQL only, so `--backend pglite` leaves it out. `npm run
+ * bench:ingest`, `bench:engine`, `bench:dispatch`, `bench:baseline` and `bench:micro` run one of
+ * them; each documents its options.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const BENCHES = {
+/** `postgresOnly`: skipped when --backend pglite, and not given --backend. */
+const BENCHES: Record<string, { file: string; options: readonly string[]; postgresOnly?: boolean }> = {
   ingest: { file: 'ingest.ts', options: ['quick', 'rows', 'batch', 'concurrency', 'backend', 'profile'] },
   engine: { file: 'engine.ts', options: ['quick', 'contacts', 'processes', 'backend', 'phase', 'rate', 'seconds', 'profile'] },
   dispatch: { file: 'dispatch.ts', options: ['quick', 'messages', 'processes', 'backend', 'repeats'] },
-} as const;
+  baseline: { file: 'baseline-graphile.ts', options: ['quick', 'jobs', 'contacts', 'noop-concurrency', 'steps-concurrency', 'local-queue', 'provider'], postgresOnly: true },
+  micro: { file: 'micro.ts', options: ['quick', 'rounds', 'round-ms'] },
+};
 const FLAGS = new Set(['quick', 'profile']);
 
 const { values } = parseArgs({
@@ -24,7 +30,28 @@ const { values } = parseArgs({
     only: { type: 'string' },
     quick: { type: 'boolean' },
     profile: { type: 'boolean' },
-    ...Object.fromEntries(['rows', 'batch', 'concurrency', 'backend', 'contacts', 'processes', 'phase', 'rate', 'seconds', 'messages', 'repeats'].map((o) => [o, { type: 'string' as const }])),
+    ...Object.fromEntries(
+      [
+        'rows',
+        'batch',
+        'concurrency',
+        'backend',
+        'contacts',
+        'processes',
+        'phase',
+        'rate',
+        'seconds',
+        'messages',
+        'repeats',
+        'jobs',
+        'noop-concurrency',
+        'steps-concurrency',
+        'local-queue',
+        'provider',
+        'rounds',
+        'round-ms',
+      ].map((o) => [o, { type: 'string' as const }]),
+    ),
   },
 });
 const only = values.only;
@@ -33,6 +60,10 @@ if (only !== undefined && !(only in BENCHES)) throw new Error(`--only is one of 
 let failed = false;
 for (const [name, bench] of Object.entries(BENCHES)) {
   if (only && only !== name) continue;
+  if (bench.postgresOnly && (values as Record<string, unknown>).backend === 'pglite') {
+    console.error(`\n== bench ${name} skipped: it runs on PostgreSQL only`);
+    continue;
+  }
   const argv = bench.options.flatMap((o) => {
     const v = (values as Record<string, string | boolean | undefined>)[o];
     if (v === undefined || v === false) return [];

@@ -30,9 +30,8 @@
  * creates databases rapport_bench_<random>_* there and drops them. Results go to
  * bench/results/<date>-<host>-dispatch.json (-quick.json with --quick).
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { builtInAdapters } from '../src/channels/adapters/index.js';
 import { deliveryFor } from '../src/channels/delivery.js';
@@ -64,15 +63,15 @@ import {
   percentiles,
   pgliteVersion,
   processCpu,
+  ProviderFake,
   ROOT,
   round,
   sleep,
   writeResult,
   type Percentiles,
 } from './lib.js';
-import type { FakeCommand, FakeMessage, FakeReport } from './provider-fake.js';
+import type { FakeReport } from './provider-fake.js';
 
-const FAKE = fileURLToPath(new URL('./provider-fake.ts', import.meta.url));
 const BIN = join(ROOT, 'bin/rapport.js');
 
 const { values: args } = parseArgs({
@@ -132,56 +131,6 @@ interface RunResult {
 // ---------------------------------------------------------------------------------------------
 // The provider fake, in its own process.
 
-class ProviderFake {
-  private constructor(
-    private readonly child: ChildProcess,
-    readonly url: string,
-  ) {}
-
-  static async start(): Promise<ProviderFake> {
-    const child = fork(FAKE, [], {
-      cwd: ROOT,
-      execArgv: ['--import', 'tsx'],
-      env: { ...process.env, FAKE_TWILIO_ACCOUNT_SID: TWILIO.account_sid, FAKE_TWILIO_AUTH_TOKEN: TWILIO.auth_token },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    const first = await next(child);
-    if (!('url' in first)) throw new Error('the provider fake did not report its URL');
-    return new ProviderFake(child, first.url);
-  }
-
-  async reset(): Promise<void> {
-    const answer = next(this.child);
-    this.child.send('reset' satisfies FakeCommand);
-    await answer;
-  }
-
-  async report(): Promise<FakeReport> {
-    const answer = next(this.child);
-    this.child.send('report' satisfies FakeCommand);
-    const m = await answer;
-    if (!('received' in m)) throw new Error('the provider fake did not report');
-    return m;
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    this.child.send('stop' satisfies FakeCommand);
-    await exited;
-  }
-}
-
-function next(child: ChildProcess): Promise<FakeMessage> {
-  return new Promise((resolve, reject) => {
-    const onExit = (code: number | null) => reject(new Error(`the provider fake exited (${code})`));
-    child.once('exit', onExit);
-    child.once('message', (m) => {
-      child.off('exit', onExit);
-      resolve(m as FakeMessage);
-    });
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // The workload: a tenant, its Twilio account, N contacts and one parked message for each.
@@ -548,7 +497,7 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   const versions: Record<string, string> = {};
   const results: RunResult[] = [];
-  const fake = await ProviderFake.start();
+  const fake = await ProviderFake.start(TWILIO);
   try {
     if (BACKENDS.includes('postgres')) {
       ensureBuilt();

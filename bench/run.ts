@@ -22,6 +22,7 @@ const BENCHES: Record<string, { file: string; options: readonly string[]; postgr
   dispatch: { file: 'dispatch.ts', options: ['quick', 'messages', 'processes', 'backend', 'repeats'] },
   baseline: { file: 'baseline-graphile.ts', options: ['quick', 'jobs', 'contacts', 'noop-concurrency', 'steps-concurrency', 'local-queue', 'provider'], postgresOnly: true },
   micro: { file: 'micro.ts', options: ['quick', 'rounds', 'round-ms'] },
+  segments: { file: 'segments.ts', options: ['quick', 'contacts', 'batch', 'repeats'], postgresOnly: true },
 };
 const FLAGS = new Set(['quick', 'profile']);
 

@@ -29,6 +29,8 @@ interface Fixture {
   providerId: string;
   keywordPhrase: string;
   whatsappTemplateId: string;
+  knowledgeId: string;
+  segmentId: string;
 }
 
 interface Case {
@@ -55,6 +57,10 @@ const TENANT_TABLES = [
   'provider_routes',
   'keywords',
   'whatsapp_templates',
+  'knowledge_items',
+  'knowledge_chunks',
+  'knowledge_terms',
+  'segments',
 ];
 
 /** Tables without a tenant_id column, reached through the rows they belong to. */
@@ -157,6 +163,22 @@ const cases = (fx: Fixture): Record<string, Case> => ({
   'GET /v1/enrollments/{id}/result': { url: `/v1/enrollments/${fx.enrollmentId}/result`, status: [404] },
   'POST /v1/sandbox/replies': { url: '/v1/sandbox/replies', body: { channel: 'sms', contact_id: fx.contactId, text: 'STOP', message_id: fx.messageId }, status: [404] },
   'DELETE /v1/whatsapp-templates/{id}': { url: `/v1/whatsapp-templates/${fx.whatsappTemplateId}`, status: [404] },
+  'GET /v1/knowledge': { url: '/v1/knowledge?topics=a-secret-topic', status: [200] },
+  'POST /v1/knowledge': { url: '/v1/knowledge', body: { kind: 'tip', title: 'B tip', body: 'zebra crocus', topics: ['a-secret-topic'] }, status: [201] },
+  'GET /v1/knowledge/search': { url: '/v1/knowledge/search?q=zebra%20crocus%20wholesale', status: [200] },
+  'POST /v1/knowledge/search': { url: '/v1/knowledge/search', body: { q: 'zebra crocus wholesale', topics: ['a-secret-topic'] }, status: [200] },
+  'GET /v1/knowledge/{id}': { url: `/v1/knowledge/${fx.knowledgeId}`, status: [404] },
+  'PATCH /v1/knowledge/{id}': { url: `/v1/knowledge/${fx.knowledgeId}`, body: { title: 'Hijack' }, status: [404] },
+  'DELETE /v1/knowledge/{id}': { url: `/v1/knowledge/${fx.knowledgeId}`, status: [404] },
+  'GET /v1/segments': { url: '/v1/segments?name=a-secret-segment', status: [200] },
+  // A's segment id names nothing in B.
+  'POST /v1/segments': { url: '/v1/segments', body: { name: 'a-secret-segment', definition: { in_segment: fx.segmentId } }, status: [400] },
+  'POST /v1/segments/preview': { url: '/v1/segments/preview', body: { definition: { tag: 'a-secret-tag' }, sample: 100 }, status: [200] },
+  'GET /v1/segments/{id}': { url: `/v1/segments/${fx.segmentId}`, status: [404] },
+  'PATCH /v1/segments/{id}': { url: `/v1/segments/${fx.segmentId}`, body: { name: 'Hijack' }, status: [404] },
+  'DELETE /v1/segments/{id}': { url: `/v1/segments/${fx.segmentId}`, status: [404] },
+  'GET /v1/segments/{id}/preview': { url: `/v1/segments/${fx.segmentId}/preview`, status: [404] },
+  'GET /v1/segments/{id}/contacts': { url: `/v1/segments/${fx.segmentId}/contacts`, status: [404] },
 });
 
 let api: TestApi;
@@ -223,6 +245,10 @@ beforeAll(async () => {
     components: [{ type: 'BODY', text: 'secret-wa-body-a {{1}}' }],
   });
   expect(waTemplate.status).toBe(201);
+  const knowledge = await api.call(a, 'POST', '/v1/knowledge', { kind: 'faq', title: 'Wholesale', body: 'a-secret-knowledge-body: zebra crocus wholesale', topics: ['a-secret-topic'] });
+  expect(knowledge.status).toBe(201);
+  const segment = await api.call(a, 'POST', '/v1/segments', { name: 'a-secret-segment', definition: { tag: 'a-secret-tag' } });
+  expect(segment.status).toBe(201);
   fx = {
     contactId: contact.body.id,
     contactEmail: 'owner@a.example',
@@ -239,6 +265,8 @@ beforeAll(async () => {
     providerId: provider.id,
     keywordPhrase: 'a secret phrase',
     whatsappTemplateId: waTemplate.body.id,
+    knowledgeId: knowledge.body.id,
+    segmentId: segment.body.id,
     secrets: [
       contact.body.id,
       key.body.id,
@@ -261,6 +289,9 @@ beforeAll(async () => {
       'a_secret_intent',
       waTemplate.body.id,
       'secret-wa-body-a',
+      knowledge.body.id,
+      'a-secret-knowledge-body',
+      segment.body.id,
     ],
   };
 });

@@ -21,10 +21,12 @@ import { emailLinkRoutes } from './routes/email-links.js';
 import { enrollmentRoutes } from './routes/enrollments.js';
 import { eventRoutes } from './routes/events.js';
 import { journeyRoutes, journeySchemaRoute } from './routes/journeys.js';
+import { knowledgeRoutes } from './routes/knowledge.js';
 import { keywordRoutes } from './routes/keywords.js';
 import { messageRoutes } from './routes/messages.js';
 import { providerRoutes } from './routes/providers.js';
 import { sandboxRoutes } from './routes/sandbox.js';
+import { segmentRoutes } from './routes/segments.js';
 import { simulateRoutes } from './routes/simulate.js';
 import { suppressionRoutes } from './routes/suppressions.js';
 import { templateRoutes } from './routes/templates.js';
@@ -127,6 +129,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await scoped.register(keywordRoutes, routeDeps);
         await scoped.register(whatsappTemplateRoutes, routeDeps);
         await scoped.register(sandboxRoutes, routeDeps);
+        await scoped.register(knowledgeRoutes, routeDeps);
+        await scoped.register(segmentRoutes, routeDeps);
       });
     },
     { prefix: '/v1' },

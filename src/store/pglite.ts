@@ -1,4 +1,5 @@
 import { PGlite, type PGliteInterface } from '@electric-sql/pglite';
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import type { Db, QueryResult, Tx } from './db.js';
 
 /**
@@ -6,7 +7,10 @@ import type { Db, QueryResult, Tx } from './db.js';
  * PGlite runs one statement at a time, so its transactions serialise every other caller.
  */
 export async function openPglite(dataDir?: string, opts: { maintenanceMs?: number } = {}): Promise<Db> {
-  const pg = await PGlite.create(dataDir ? { dataDir } : {});
+  const pg = await PGlite.create({ ...(dataDir ? { dataDir } : {}), extensions: PGLITE_EXTENSIONS });
+  // Knowledge search corrects misspelt words with pg_trgm when the database has it (see
+  // store/knowledge.ts); the embedded database always can, so it always does.
+  await pg.exec('create extension if not exists pg_trgm');
   // The pages are in memory or the OS cache: an index probe costs little more than a sequential
   // read, and with the default (4.0) the planner hashes whole tables to join a batch of 500 ids.
   await pg.exec('set random_page_cost = 1.1');
@@ -32,6 +36,9 @@ export async function openPglite(dataDir?: string, opts: { maintenanceMs?: numbe
     },
   };
 }
+
+/** The contrib extensions the embedded database loads; each is a small bundle unpacked at start. */
+export const PGLITE_EXTENSIONS = { pg_trgm };
 
 const MAINTENANCE_MS = 60_000;
 const PAGE = 8192;

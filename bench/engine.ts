@@ -4,11 +4,20 @@
  *   steps    N contacts (100,000; 10,000 with --quick) over twelve time zones, all with consent,
  *            enrolled at once in SMS → wait 0 → email (Liquid bodies reading three attributes),
  *            sends allowed at any hour. Timed from the commit of the enrolments to the last
- *            enrollment ended and the last message recorded as sent by the sandbox provider.
- *            On PostgreSQL with 1, 2 and 4 worker processes (`node bin/rapport.js worker`), and
- *            once with one scheduler-only process (bench/engine-worker.ts), which shows how the
- *            time splits between walking journeys and delivering. On PGlite one in-process
- *            worker, end to end and scheduler-only.
+ *            enrollment ended and the last message recorded as sent. On PostgreSQL with 1, 2 and
+ *            4 worker processes (`node bin/rapport.js worker`), and once with one scheduler-only
+ *            process (bench/engine-worker.ts), which shows how the time splits between walking
+ *            journeys and delivering. On PGlite one in-process worker, end to end and
+ *            scheduler-only. End to end runs once per provider (--provider): `sandbox`, the
+ *            in-process sandbox provider, and `http`, the tenant's Twilio (SMS) and SendGrid
+ *            (e-mail) accounts pointed at bench/provider-fake.ts, both APIs played on loopback by
+ *            a process of its own, so that every message costs a real keep-alive HTTP round trip
+ *            through the adapter. The http runs check that the fake accepted each message once.
+ *            Every run also reports the peak memory of the processes doing the work (VmHWM of
+ *            each worker process, and its VmRSS sampled every 500 ms; for PGlite the bench's own
+ *            RSS sampled the same way, which includes the in-memory database) and how much the
+ *            database grew (pg_database_size after the run minus before the enrolments) per
+ *            message.
  *   latency  the API server with its in-process worker (bench/ingest-server.ts, RAPPORT_WORKERS=1)
  *            on PostgreSQL; events posted one per request to POST /v1/events at a steady rate
  *            for 20 s (10 s with --quick), each enrolling a new contact into a journey whose
@@ -20,7 +29,7 @@
  *
  *   npm run bench:engine -- [--quick] [--contacts 100000] [--processes 1,2,4]
  *                           [--backend all|postgres|pglite] [--phase all|steps|latency]
- *                           [--rate 100,500] [--seconds 20] [--profile]
+ *                           [--provider both|sandbox|http] [--rate 100,500] [--seconds 20] [--profile]
  *
  * PostgreSQL is DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test); the bench creates
  * databases rapport_bench_<random>_* there and drops them, touching nothing else. Each run starts
@@ -28,8 +37,9 @@
  * run the compiled CLI: dist/ is rebuilt first when a source file is newer.
  *
  * Every run reports CPU seconds of the workers, of the PostgreSQL backends serving them (read
- * from /proc when the server is on this machine) and how busy the whole machine was: on a shared
- * machine compare CPU seconds per message, not only the rate. --profile runs the workers under
+ * from /proc when the server is on this machine), of the provider fake on http runs, and how
+ * busy the whole machine was: on a shared machine compare CPU seconds per message, not only the
+ * rate. --profile runs the workers under
  * --cpu-prof, prints their hottest functions and leaves the profiles in a temporary folder.
  * Results go to bench/results/<date>-<host>-engine.json (-quick.json with --quick).
  */
@@ -42,17 +52,23 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { builtInAdapters } from '../src/channels/adapters/index.js';
+import { deliveryFor } from '../src/channels/delivery.js';
 import type { JourneyDefinition } from '../src/core/journey/definition.js';
 import { systemClock } from '../src/engine/clock.js';
+import { SecretBox } from '../src/core/secrets.js';
 import { SandboxProvider, sandboxRegistry } from '../src/engine/providers.js';
 import { Worker } from '../src/engine/worker.js';
 import type { Db } from '../src/store/db.js';
 import { migrate } from '../src/store/migrate.js';
 import { openPglite } from '../src/store/pglite.js';
 import { openPostgres } from '../src/store/postgres.js';
+import { createAccount } from '../src/store/provider-accounts.js';
 import { hottest } from './engine-profile.js';
 import { benchTenant, enrollAll, publish, seedContacts, THREE_STEPS, THREE_STEPS_HISTORY } from './engine-workload.js';
 import type { ClientMessage, ServerMessage } from './ingest-server.js';
+import { ProviderFake } from './lib.js';
+import type { FakeReport } from './provider-fake.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
@@ -70,6 +86,7 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '100,500' },
     seconds: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    provider: { type: 'string', default: 'both' },
   },
 });
 const CONTACTS = Number(args.contacts ?? (args.quick ? 10_000 : 100_000));
@@ -78,6 +95,7 @@ const RATES = args.rate.split(',').map(Number);
 const SECONDS = Number(args.seconds ?? (args.quick ? 10 : 20));
 const BACKENDS = args.backend === 'all' ? ['postgres', 'pglite'] : [args.backend];
 const PHASES = args.phase === 'all' ? ['steps', 'latency'] : [args.phase];
+const PROVIDERS = (args.provider === 'both' ? ['sandbox', 'http'] : [args.provider]) as Provider[];
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 for (const [name, v] of Object.entries({ contacts: CONTACTS, seconds: SECONDS, ...Object.fromEntries(RATES.map((r, i) => [`rate ${i + 1}`, r])) })) {
   if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
@@ -85,6 +103,7 @@ for (const [name, v] of Object.entries({ contacts: CONTACTS, seconds: SECONDS, .
 if (!PROCESSES.every((p) => Number.isInteger(p) && p >= 1 && p <= 32)) throw new Error('--processes is a comma-separated list of process counts, e.g. 1,2,4');
 for (const b of BACKENDS) if (b !== 'postgres' && b !== 'pglite') throw new Error('--backend is one of all, postgres, pglite');
 for (const p of PHASES) if (p !== 'steps' && p !== 'latency') throw new Error('--phase is one of all, steps, latency');
+for (const p of PROVIDERS) if (p !== 'sandbox' && p !== 'http') throw new Error('--provider is one of both, sandbox, http');
 
 const round = (x: number, digits = 0) => Math.round(x * 10 ** digits) / 10 ** digits;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -155,6 +174,113 @@ const ownCpu = (since: NodeJS.CpuUsage) => {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Measuring: memory of processes from /proc, of this one from process.memoryUsage().
+
+const MiB = 1024 * 1024;
+
+/** A "VmHWM:   123456 kB" line of /proc/<pid>/status in MiB, or undefined when /proc cannot tell. */
+function procStatusMiB(pid: number, field: 'VmHWM' | 'VmRSS'): number | undefined {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The largest RSS seen for each of some processes (or this one, pid 0), read every 500 ms: VmHWM
+ * alone cannot tell a peak during the run from one while the bench was seeding in the same
+ * process.
+ */
+class RssSampler {
+  private readonly max: number[];
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly pids: number[]) {
+    this.max = pids.map(() => 0);
+    this.sample();
+    this.timer = setInterval(() => this.sample(), 500);
+  }
+
+  private sample(): void {
+    this.pids.forEach((pid, i) => {
+      const mib = pid === 0 ? process.memoryUsage().rss / MiB : procStatusMiB(pid, 'VmRSS');
+      if (mib !== undefined) this.max[i] = Math.max(this.max[i]!, mib);
+    });
+  }
+
+  /** Takes a last sample and stops; the maxima in MiB, one per pid. */
+  stop(): number[] {
+    this.sample();
+    clearInterval(this.timer);
+    return this.max.map((m) => round(m, 1));
+  }
+}
+
+async function databaseBytes(db: Db): Promise<number> {
+  const { rows } = await db.query<{ bytes: string | number }>('select pg_database_size(current_database()) as bytes');
+  return Number(rows[0]!.bytes);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The http provider: the tenant's Twilio and SendGrid accounts, pointed at bench/provider-fake.ts.
+
+type Provider = 'sandbox' | 'http';
+
+/** The workers open the accounts' sealed credentials with it (RAPPORT_SECRET_KEY). */
+const SECRET_KEY = 'rapport-bench-engine-secret-key-0123456789ab';
+const TWILIO = { account_sid: `AC${'e'.repeat(32)}`, auth_token: 'b'.repeat(32) };
+const SENDGRID = { api_key: `SG.rapport-bench-engine.${'k'.repeat(43)}` };
+
+/**
+ * Gives the tenant one account per channel of the journey, first in priority, with a sender
+ * rate no run reaches: the providers' throughput limits are not what is measured.
+ */
+async function addHttpAccounts(db: Db, tenantId: string, fakeUrl: string): Promise<void> {
+  const deps = { secrets: new SecretBox(SECRET_KEY), adapters: builtInAdapters(new SandboxProvider()) };
+  const now = new Date();
+  await createAccount(
+    db,
+    deps,
+    tenantId,
+    { name: 'Bench Twilio', kind: 'twilio', channel: 'sms', priority: 1, credentials: TWILIO, config: { from: '+14155550100', base_url: fakeUrl, rate_per_second: 1_000_000 } },
+    'bench',
+    now,
+  );
+  await createAccount(
+    db,
+    deps,
+    tenantId,
+    { name: 'Bench SendGrid', kind: 'sendgrid', channel: 'email', priority: 1, credentials: SENDGRID, config: { from: 'Rapport Bench <bench@example.com>', base_url: fakeUrl, rate_per_second: 1_000_000 } },
+    'bench',
+    now,
+  );
+}
+
+/** What an http run must leave: each of the n contacts' SMS accepted once by "Twilio" and its e-mail once by "SendGrid", each under its own provider id. */
+async function httpProblems(db: Db, fake: FakeReport, n: number): Promise<string[]> {
+  const p: string[] = [];
+  for (const provider of ['twilio', 'sendgrid'] as const) {
+    const c = fake.byProvider[provider];
+    if (c.accepted !== n) p.push(`the fake accepted ${c.accepted} ${provider} requests, expected ${n}`);
+    if (c.duplicates) p.push(`the fake accepted ${c.duplicates} ${provider} messages twice`);
+  }
+  if (Object.keys(fake.refused).length) p.push(`the fake refused requests: ${JSON.stringify(fake.refused)}`);
+  const { rows } = await db.query<{ provider: string | null; n: number; ids: number }>(
+    `select provider, count(*)::int as n, count(distinct provider_message_id)::int as ids from messages where status = 'sent' group by provider order by provider`,
+  );
+  const by = new Map(rows.map((r) => [r.provider, r]));
+  for (const provider of ['twilio', 'sendgrid']) {
+    const r = by.get(provider);
+    if (r?.n !== n || r.ids !== n) p.push(`${r?.n ?? 0} messages recorded as sent by ${provider} under ${r?.ids ?? 0} distinct provider ids, expected ${n}`);
+  }
+  const other = rows.filter((r) => r.provider !== 'twilio' && r.provider !== 'sendgrid');
+  if (other.length) p.push(`messages sent by other providers: ${other.map((r) => `${r.provider}: ${r.n}`).join(', ')}`);
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Databases on the server.
 
 class Server {
@@ -217,11 +343,11 @@ interface Proc {
   output: () => string;
 }
 
-async function startWorkers(n: number, url: string, schedulerOnly: boolean, profileDir?: string): Promise<Proc[]> {
+async function startWorkers(n: number, url: string, schedulerOnly: boolean, profileDir?: string, env: Record<string, string> = {}): Promise<Proc[]> {
   const prof = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   const procs = Array.from({ length: n }, () => {
     const argv = schedulerOnly ? [...prof, '--import', 'tsx', SCHEDULER_ONLY] : [...prof, BIN, 'worker', '--concurrency', '1'];
-    const child = spawn(process.execPath, argv, { cwd: ROOT, env: { ...process.env, DATABASE_URL: url, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, argv, { cwd: ROOT, env: { ...process.env, ...env, DATABASE_URL: url, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     return { child, output: () => out };
@@ -258,6 +384,8 @@ interface StepsResult {
   phase: 'steps';
   backend: 'postgres' | 'pglite';
   mode: 'end-to-end' | 'scheduler-only';
+  /** Where messages went: none (scheduler only), the in-process sandbox, or Twilio and SendGrid adapters over loopback HTTP. */
+  provider: Provider | 'none';
   processes: number;
   enrollments: number;
   /** History rows written (enrollment_steps), 4 per enrollment. */
@@ -268,11 +396,21 @@ interface StepsResult {
   /** Messages sent (end to end) or queued in the outbox (scheduler only), per second. */
   messagesPerSecond: number;
   /** CPU over the run: the workers, the PostgreSQL backends serving them, and this process (PGlite runs in it). */
-  cpuSeconds: { workers?: number; postgres?: number; bench: number };
-  /** CPU microseconds per message, all components together: comparable on a busy machine. */
+  cpuSeconds: { workers?: number; postgres?: number; bench: number; fake?: number };
+  /** CPU microseconds per message of the workers and PostgreSQL (on PGlite the bench process), not the fake: comparable on a busy machine. */
   cpuMicrosPerMessage?: number;
   hostCpuPercent: number;
   perProcessSteps?: number[];
+  /**
+   * Peak memory in MiB of what did the work. PostgreSQL: per worker process, VmHWM at the end of
+   * the run and the largest VmRSS sampled every 500 ms. PGlite: the bench process's largest RSS
+   * sampled during the run, in-memory database included.
+   */
+  memoryMiB: { peakPerProcess?: number[]; sampledMaxPerProcess: number[] };
+  /** pg_database_size() after the run minus before the enrolments, in all and per message. */
+  databaseGrowth?: { bytes: number; bytesPerMessage: number };
+  /** http runs: requests the fake accepted, by API. */
+  fakeAccepted?: { twilio: number; sendgrid: number };
   problems: string[];
 }
 
@@ -331,7 +469,7 @@ async function waitUntilDone(db: Db, schedulerOnly: boolean, timeoutMs: number):
 
 const runTimeout = () => Math.max(120_000, CONTACTS * 5);
 
-async function stepsOnPostgres(server: Server, profileDir: string | undefined, notes: string[]): Promise<StepsResult[]> {
+async function stepsOnPostgres(server: Server, fake: ProviderFake | undefined, profileDir: string | undefined, notes: string[]): Promise<StepsResult[]> {
   console.error(`postgres: seeding ${CONTACTS.toLocaleString('en-US')} contacts into a template database…`);
   const template = await server.create('template');
   let tenant: string;
@@ -351,42 +489,58 @@ async function stepsOnPostgres(server: Server, profileDir: string | undefined, n
     }
   }
 
-  const runs: { mode: StepsResult['mode']; processes: number }[] = [
-    { mode: 'scheduler-only', processes: 1 },
-    ...PROCESSES.map((processes) => ({ mode: 'end-to-end' as const, processes })),
+  // Sandbox and http alternate at each process count, so a change in the machine's load falls on both.
+  const runs: { mode: StepsResult['mode']; provider: StepsResult['provider']; processes: number }[] = [
+    { mode: 'scheduler-only', provider: 'none', processes: 1 },
+    ...PROCESSES.flatMap((processes) => PROVIDERS.map((provider) => ({ mode: 'end-to-end' as const, provider, processes }))),
   ];
   const results: StepsResult[] = [];
   for (const [i, run] of runs.entries()) {
     const schedulerOnly = run.mode === 'scheduler-only';
+    const http = run.provider === 'http';
+    const label = `${run.mode}${schedulerOnly ? '' : ` (${run.provider})`}, ${run.processes} process${run.processes > 1 ? 'es' : ''}`;
     const name = await server.create(`run${i}`, template);
     const db = openPostgres({ connectionString: server.url(name, BENCH_APP), max: 2 });
-    const procDir = profileDir ? mkdtempSync(join(profileDir, `${run.mode}-${run.processes}-`)) : undefined;
+    const procDir = profileDir ? mkdtempSync(join(profileDir, `${run.mode}-${run.provider}-${run.processes}-`)) : undefined;
     try {
-      const procs = await startWorkers(run.processes, server.url(name), schedulerOnly, procDir);
+      if (http) await addHttpAccounts(db, tenant, fake!.url);
+      const procs = await startWorkers(run.processes, server.url(name), schedulerOnly, procDir, http ? { RAPPORT_SECRET_KEY: SECRET_KEY } : {});
       let perProcess: number[] = [];
       let workersCpu: number | undefined;
       let pgCpu: number | undefined;
       let c: Counts;
       let t0: number;
       let host: number;
+      let peak: (number | undefined)[] = [];
+      let sampled: number[] = [];
+      let sizeBefore: number;
+      let sizeAfter: number;
+      let report: FakeReport | undefined;
       const benchCpu0 = process.cpuUsage();
       try {
+        if (http) await fake!.reset();
+        sizeBefore = await databaseBytes(db);
+        const rss = new RssSampler(procs.map((p) => p.child.pid!));
         const enrolStart = performance.now();
         const workerCpu0 = procs.map((p) => processCpu(p.child.pid!) ?? NaN);
         const pg0 = await backendCpu(server.admin, name);
         const host0 = hostCpu();
         await enrollAll(db, tenant, journey, contactIds, { oneTransaction: true });
         t0 = Date.now();
-        console.error(`  ${run.mode}, ${run.processes} process${run.processes > 1 ? 'es' : ''}: enrolled in ${Math.round(performance.now() - enrolStart)} ms, running…`);
+        console.error(`  ${label}: enrolled in ${Math.round(performance.now() - enrolStart)} ms, running…`);
         const done = await waitUntilDone(db, schedulerOnly, runTimeout());
         const workerCpu1 = procs.map((p) => processCpu(p.child.pid!) ?? NaN);
         const pg1 = await backendCpu(server.admin, name);
         host = hostPercent(host0, hostCpu());
+        sampled = rss.stop();
+        peak = procs.map((p) => procStatusMiB(p.child.pid!, 'VmHWM'));
+        if (http) report = await fake!.report();
         const w = workerCpu1.reduce((s, x, k) => s + x - workerCpu0[k]!, 0);
         workersCpu = Number.isFinite(w) ? round(w, 2) : undefined;
         pgCpu = backendDelta(pg0, pg1);
         c = await counts(db, schedulerOnly);
-        if (!done) notes.push(`postgres ${run.mode} ×${run.processes}: not done after ${runTimeout() / 1000} s`);
+        sizeAfter = await databaseBytes(db);
+        if (!done) notes.push(`postgres ${label}: not done after ${runTimeout() / 1000} s`);
       } finally {
         perProcess = await stopWorkers(procs);
       }
@@ -394,10 +548,12 @@ async function stepsOnPostgres(server: Server, profileDir: string | undefined, n
       const messages = schedulerOnly ? c.queued : c.sent;
       const bench = ownCpu(benchCpu0);
       const total = (workersCpu ?? NaN) + (pgCpu ?? NaN);
+      const growth = sizeAfter - sizeBefore;
       results.push({
         phase: 'steps',
         backend: 'postgres',
         mode: run.mode,
+        provider: run.provider,
         processes: run.processes,
         enrollments: CONTACTS,
         steps: c.steps,
@@ -405,13 +561,25 @@ async function stepsOnPostgres(server: Server, profileDir: string | undefined, n
         seconds: round(seconds, 2),
         stepsPerSecond: Math.round(c.steps / seconds),
         messagesPerSecond: Math.round(messages / seconds),
-        cpuSeconds: { ...(workersCpu !== undefined ? { workers: workersCpu } : {}), ...(pgCpu !== undefined ? { postgres: pgCpu } : {}), bench },
+        cpuSeconds: {
+          ...(workersCpu !== undefined ? { workers: workersCpu } : {}),
+          ...(pgCpu !== undefined ? { postgres: pgCpu } : {}),
+          bench,
+          ...(report ? { fake: round(report.cpuSeconds, 2) } : {}),
+        },
         ...(Number.isFinite(total) ? { cpuMicrosPerMessage: Math.round((total * 1e6) / messages) } : {}),
         hostCpuPercent: host,
         perProcessSteps: perProcess,
-        problems: [...problemsOf(c, CONTACTS, schedulerOnly), ...(perProcess.length > 1 && perProcess.some((s) => !(s > 0)) ? [`a process did no work: ${perProcess.join(', ')}`] : [])],
+        memoryMiB: { ...(peak.every((m) => m !== undefined) ? { peakPerProcess: peak.map((m) => round(m, 1)) } : {}), sampledMaxPerProcess: sampled },
+        databaseGrowth: { bytes: growth, bytesPerMessage: Math.round(growth / Math.max(1, messages)) },
+        ...(report ? { fakeAccepted: { twilio: report.byProvider.twilio.accepted, sendgrid: report.byProvider.sendgrid.accepted } } : {}),
+        problems: [
+          ...problemsOf(c, CONTACTS, schedulerOnly),
+          ...(perProcess.length > 1 && perProcess.some((s) => !(s > 0)) ? [`a process did no work: ${perProcess.join(', ')}`] : []),
+          ...(report ? await httpProblems(db, report, CONTACTS) : []),
+        ],
       });
-      if (procDir) notes.push(`postgres ${run.mode} ×${run.processes}, hottest functions of the workers:\n${hottest(procDir, 12)}`);
+      if (procDir) notes.push(`postgres ${label}, hottest functions of the workers:\n${hottest(procDir, 12)}`);
     } finally {
       await db.close();
       await server.drop(name);
@@ -421,10 +589,16 @@ async function stepsOnPostgres(server: Server, profileDir: string | undefined, n
   return results;
 }
 
-async function stepsOnPglite(): Promise<StepsResult[]> {
+async function stepsOnPglite(fake: ProviderFake | undefined): Promise<StepsResult[]> {
   const results: StepsResult[] = [];
-  for (const mode of ['scheduler-only', 'end-to-end'] as const) {
+  const runs: { mode: StepsResult['mode']; provider: StepsResult['provider'] }[] = [
+    { mode: 'scheduler-only', provider: 'none' },
+    ...PROVIDERS.map((provider) => ({ mode: 'end-to-end' as const, provider })),
+  ];
+  for (const { mode, provider } of runs) {
     const schedulerOnly = mode === 'scheduler-only';
+    const http = provider === 'http';
+    const label = `${mode}${schedulerOnly ? '' : ` (${provider})`}`;
     console.error(`pglite: seeding ${CONTACTS.toLocaleString('en-US')} contacts in memory…`);
     const db = await openPglite();
     try {
@@ -432,10 +606,18 @@ async function stepsOnPglite(): Promise<StepsResult[]> {
       const tenant = await benchTenant(db);
       const ids = await seedContacts(db, tenant, CONTACTS);
       const journey = await publish(db, tenant, THREE_STEPS);
+      if (http) await addHttpAccounts(db, tenant, fake!.url);
       await db.query('vacuum analyze');
+      // The sandbox keeps nothing: its log of sent messages would grow the heap that is measured.
+      const sandbox = new SandboxProvider({ keep: 0 });
+      // No e-mail preparer on either provider, as before, so that the two differ only in where messages go.
+      const providers = http ? deliveryFor(db, { secrets: new SecretBox(SECRET_KEY), sandbox }).router : sandboxRegistry(sandbox);
+      if (http) await fake!.reset();
+      const sizeBefore = await databaseBytes(db);
       await enrollAll(db, tenant, journey, ids, { oneTransaction: true });
-      console.error(`  ${mode}, one in-process worker: running…`);
-      const worker = new Worker({ db, clock: systemClock, providers: sandboxRegistry(new SandboxProvider({ keep: 0 })), dispatch: !schedulerOnly });
+      console.error(`  ${label}, one in-process worker: running…`);
+      const worker = new Worker({ db, clock: systemClock, providers, dispatch: !schedulerOnly });
+      const rss = new RssSampler([0]);
       const cpu0 = process.cpuUsage();
       const host0 = hostCpu();
       const t0 = performance.now();
@@ -443,12 +625,16 @@ async function stepsOnPglite(): Promise<StepsResult[]> {
       const seconds = (performance.now() - t0) / 1000;
       const bench = ownCpu(cpu0);
       const host = hostPercent(host0, hostCpu());
+      const sampled = rss.stop();
+      const report = http ? await fake!.report() : undefined;
       const c = await counts(db, schedulerOnly);
+      const growth = (await databaseBytes(db)) - sizeBefore;
       const messages = schedulerOnly ? c.queued : c.sent;
       results.push({
         phase: 'steps',
         backend: 'pglite',
         mode,
+        provider,
         processes: 1,
         enrollments: CONTACTS,
         steps: c.steps,
@@ -456,10 +642,13 @@ async function stepsOnPglite(): Promise<StepsResult[]> {
         seconds: round(seconds, 2),
         stepsPerSecond: Math.round(c.steps / seconds),
         messagesPerSecond: Math.round(messages / seconds),
-        cpuSeconds: { bench },
+        cpuSeconds: { bench, ...(report ? { fake: round(report.cpuSeconds, 2) } : {}) },
         cpuMicrosPerMessage: Math.round((bench * 1e6) / messages),
         hostCpuPercent: host,
-        problems: problemsOf(c, CONTACTS, schedulerOnly),
+        memoryMiB: { sampledMaxPerProcess: sampled },
+        databaseGrowth: { bytes: growth, bytesPerMessage: Math.round(growth / Math.max(1, messages)) },
+        ...(report ? { fakeAccepted: { twilio: report.byProvider.twilio.accepted, sendgrid: report.byProvider.sendgrid.accepted } } : {}),
+        problems: [...problemsOf(c, CONTACTS, schedulerOnly), ...(report ? await httpProblems(db, report, CONTACTS) : [])],
       });
     } finally {
       await db.close();
@@ -643,15 +832,48 @@ async function latencyOnPostgres(server: Server, profileDir: string | undefined,
 
 // ---------------------------------------------------------------------------------------------
 
+/** Peak MiB per process: VmHWM where /proc gave it, else the sampled maximum. */
+const peakMiB = (r: StepsResult) => (r.memoryMiB.peakPerProcess ?? r.memoryMiB.sampledMaxPerProcess).map((m) => Math.round(m)).join(' / ');
+
+interface HttpOverSandbox {
+  backend: StepsResult['backend'];
+  processes: number;
+  /** http messages/s ÷ sandbox messages/s. */
+  rate: number;
+  /** http CPU µs per message ÷ sandbox's (the fake's CPU not counted). */
+  cpuPerMessage?: number;
+}
+
+/** The http run beside the sandbox run of the same backend and process count. */
+function httpOverSandbox(steps: StepsResult[]): HttpOverSandbox[] {
+  const out: HttpOverSandbox[] = [];
+  for (const h of steps.filter((r) => r.provider === 'http')) {
+    const s = steps.find((r) => r.provider === 'sandbox' && r.backend === h.backend && r.processes === h.processes);
+    if (!s) continue;
+    out.push({
+      backend: h.backend,
+      processes: h.processes,
+      rate: round(h.messagesPerSecond / s.messagesPerSecond, 2),
+      ...(h.cpuMicrosPerMessage && s.cpuMicrosPerMessage ? { cpuPerMessage: round(h.cpuMicrosPerMessage / s.cpuMicrosPerMessage, 2) } : {}),
+    });
+  }
+  return out;
+}
+
 function table(steps: StepsResult[], latency: LatencyResult[]): string {
   const lines = [
-    '| backend | run | processes | seconds | steps/s | messages/s | CPU s workers / postgres | CPU µs per message | host busy |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| backend | run | provider | processes | seconds | steps/s | messages/s | CPU s workers / postgres / fake | CPU µs per message | peak MiB per process | DB bytes per message | host busy |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...steps.map(
       (r) =>
-        `| ${r.backend} | ${r.mode} | ${r.processes} | ${r.seconds} | ${r.stepsPerSecond.toLocaleString('en-US')} | ${r.messagesPerSecond.toLocaleString('en-US')} | ${r.cpuSeconds.workers ?? r.cpuSeconds.bench} / ${r.cpuSeconds.postgres ?? '–'} | ${r.cpuMicrosPerMessage ?? '–'} | ${r.hostCpuPercent}% |`,
+        `| ${r.backend} | ${r.mode} | ${r.provider} | ${r.processes} | ${r.seconds} | ${r.stepsPerSecond.toLocaleString('en-US')} | ${r.messagesPerSecond.toLocaleString('en-US')} | ${r.cpuSeconds.workers ?? r.cpuSeconds.bench} / ${r.cpuSeconds.postgres ?? '–'} / ${r.cpuSeconds.fake ?? '–'} | ${r.cpuMicrosPerMessage ?? '–'} | ${peakMiB(r)} | ${r.databaseGrowth?.bytesPerMessage.toLocaleString('en-US') ?? '–'} | ${r.hostCpuPercent}% |`,
     ),
   ];
+  const ratios = httpOverSandbox(steps);
+  if (ratios.length) {
+    lines.push('', '| http ÷ sandbox | processes | messages/s | CPU µs per message |', '|---|---|---|---|');
+    for (const x of ratios) lines.push(`| ${x.backend} | ${x.processes} | ${x.rate} | ${x.cpuPerMessage ?? '–'} |`);
+  }
   if (latency.length) {
     lines.push('', '| trigger latency | events/s | p50 ms | p95 ms | p99 ms | max ms |', '|---|---|---|---|---|---|');
     for (const l of latency) {
@@ -686,24 +908,11 @@ async function main(): Promise<void> {
   await sleep(2000);
   const hostBusyBeforePercent = hostPercent(idle0, hostCpu());
 
-  if (BACKENDS.includes('postgres')) {
-    ensureBuilt();
-    const server = await Server.open();
-    const onSignal = () => void server.close().finally(() => process.exit(130));
-    process.once('SIGINT', onSignal);
-    try {
-      versions.postgres = server.version;
-      if (PHASES.includes('steps')) steps.push(...(await stepsOnPostgres(server, profileDir, notes)));
-      if (PHASES.includes('latency')) latency.push(...(await latencyOnPostgres(server, profileDir, notes)));
-    } finally {
-      process.off('SIGINT', onSignal);
-      await server.close();
-    }
-  }
-  if (BACKENDS.includes('pglite') && PHASES.includes('steps')) {
-    const pglite = JSON.parse(readFileSync(join(ROOT, 'node_modules/@electric-sql/pglite/package.json'), 'utf8')) as { version: string };
-    versions.pglite = `PGlite ${pglite.version} (in memory)`;
-    steps.push(...(await stepsOnPglite()));
+  const fake = PHASES.includes('steps') && PROVIDERS.includes('http') ? await ProviderFake.start(TWILIO, SENDGRID) : undefined;
+  try {
+    await runBackends(fake, profileDir, steps, latency, notes, versions);
+  } finally {
+    await fake?.stop();
   }
 
   const summary = {
@@ -714,10 +923,11 @@ async function main(): Promise<void> {
     node: process.version,
     commit: commit(),
     hostBusyBeforePercent,
-    options: { contacts: CONTACTS, processes: PROCESSES, rates: RATES, seconds: SECONDS, journey: THREE_STEPS_HISTORY.join(' → ') },
+    options: { contacts: CONTACTS, processes: PROCESSES, providers: PROVIDERS, rates: RATES, seconds: SECONDS, journey: THREE_STEPS_HISTORY.join(' → ') },
     versions,
     results: [...steps, ...latency].map((r) => ({ ...r, problems: r.problems.length })),
-    problems: [...steps, ...latency].flatMap((r) => r.problems.map((p) => `${r.backend} ${r.phase}${'mode' in r ? ` ${r.mode} ×${r.processes}` : ''}: ${p}`)),
+    httpOverSandbox: httpOverSandbox(steps),
+    problems: [...steps, ...latency].flatMap((r) => r.problems.map((p) => `${r.backend} ${r.phase}${'mode' in r ? ` ${r.mode}${r.provider === 'none' ? '' : ` ${r.provider}`} ×${r.processes}` : ''}: ${p}`)),
     notes,
     benchSeconds: round((performance.now() - started) / 1000, 1),
   };
@@ -731,6 +941,35 @@ async function main(): Promise<void> {
   console.error(`written to ${file}`);
   console.log(JSON.stringify(summary));
   if (summary.problems.length) process.exitCode = 1;
+}
+
+async function runBackends(
+  fake: ProviderFake | undefined,
+  profileDir: string | undefined,
+  steps: StepsResult[],
+  latency: LatencyResult[],
+  notes: string[],
+  versions: Record<string, string>,
+): Promise<void> {
+  if (BACKENDS.includes('postgres')) {
+    ensureBuilt();
+    const server = await Server.open();
+    const onSignal = () => void server.close().finally(() => process.exit(130));
+    process.once('SIGINT', onSignal);
+    try {
+      versions.postgres = server.version;
+      if (PHASES.includes('steps')) steps.push(...(await stepsOnPostgres(server, fake, profileDir, notes)));
+      if (PHASES.includes('latency')) latency.push(...(await latencyOnPostgres(server, profileDir, notes)));
+    } finally {
+      process.off('SIGINT', onSignal);
+      await server.close();
+    }
+  }
+  if (BACKENDS.includes('pglite') && PHASES.includes('steps')) {
+    const pglite = JSON.parse(readFileSync(join(ROOT, 'node_modules/@electric-sql/pglite/package.json'), 'utf8')) as { version: string };
+    versions.pglite = `PGlite ${pglite.version} (in memory)`;
+    steps.push(...(await stepsOnPglite(fake)));
+  }
 }
 
 await main();

@@ -1,9 +1,9 @@
 /**
  * What the benchmarks share: statistics over samples, CPU readings from /proc and os.cpus(),
  * databases created and dropped on the PostgreSQL server, the compiled CLI kept fresh, the
- * Twilio fake in its own process, and the recorded result file. bench/dispatch.ts and
- * bench/baseline-graphile.ts use it; bench/engine.ts and bench/ingest.ts still carry their own
- * copies of most of it, and bench/dispatch.ts its own copy of ProviderFake.
+ * Twilio and SendGrid fake in its own process, and the recorded result file. bench/dispatch.ts and
+ * bench/baseline-graphile.ts use it; bench/engine.ts (which takes only the fake from here) and
+ * bench/ingest.ts still carry their own copies of most of it.
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -227,7 +227,7 @@ export function markdownTable(head: string[], rows: (string | number)[][]): stri
 }
 
 // ---------------------------------------------------------------------------------------------
-// The Twilio fake (bench/provider-fake.ts), in a process of its own
+// The Twilio and SendGrid fake (bench/provider-fake.ts), in a process of its own
 
 const FAKE = fileURLToPath(new URL('./provider-fake.ts', import.meta.url));
 
@@ -238,12 +238,22 @@ export class ProviderFake {
     readonly url: string,
   ) {}
 
-  /** Starts the fake; it accepts only these Twilio credentials. */
-  static async start(credentials: { account_sid: string; auth_token: string }): Promise<ProviderFake> {
+  /** The fake's process id, for reading its CPU or memory from /proc. */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Starts the fake; it accepts only these Twilio credentials and, when given, this SendGrid API key (without one it refuses every e-mail). */
+  static async start(credentials: { account_sid: string; auth_token: string }, sendgrid?: { api_key: string }): Promise<ProviderFake> {
     const child = fork(FAKE, [], {
       cwd: ROOT,
       execArgv: ['--import', 'tsx'],
-      env: { ...process.env, FAKE_TWILIO_ACCOUNT_SID: credentials.account_sid, FAKE_TWILIO_AUTH_TOKEN: credentials.auth_token },
+      env: {
+        ...process.env,
+        FAKE_TWILIO_ACCOUNT_SID: credentials.account_sid,
+        FAKE_TWILIO_AUTH_TOKEN: credentials.auth_token,
+        FAKE_SENDGRID_API_KEY: sendgrid?.api_key ?? '',
+      },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const first = await nextFakeMessage(child);

@@ -170,6 +170,7 @@ const cases = (fx: Fixture): Record<string, Case> => ({
   'GET /v1/knowledge/{id}': { url: `/v1/knowledge/${fx.knowledgeId}`, status: [404] },
   'PATCH /v1/knowledge/{id}': { url: `/v1/knowledge/${fx.knowledgeId}`, body: { title: 'Hijack' }, status: [404] },
   'DELETE /v1/knowledge/{id}': { url: `/v1/knowledge/${fx.knowledgeId}`, status: [404] },
+  'POST /v1/synthesis/preview': { url: '/v1/synthesis/preview', body: { contact_id: fx.contactId, channel: 'sms', cta: { text: 'Reply YES' } }, status: [404] },
   'GET /v1/segments': { url: '/v1/segments?name=a-secret-segment', status: [200] },
   // A's segment id names nothing in B.
   'POST /v1/segments': { url: '/v1/segments', body: { name: 'a-secret-segment', definition: { in_segment: fx.segmentId } }, status: [400] },

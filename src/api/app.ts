@@ -29,6 +29,7 @@ import { sandboxRoutes } from './routes/sandbox.js';
 import { segmentRoutes } from './routes/segments.js';
 import { simulateRoutes } from './routes/simulate.js';
 import { suppressionRoutes } from './routes/suppressions.js';
+import { synthesisRoutes } from './routes/synthesis.js';
 import { templateRoutes } from './routes/templates.js';
 import { tenantRoutes } from './routes/tenant.js';
 import { webhookRoutes } from './routes/webhooks.js';
@@ -131,6 +132,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await scoped.register(sandboxRoutes, routeDeps);
         await scoped.register(knowledgeRoutes, routeDeps);
         await scoped.register(segmentRoutes, routeDeps);
+        await scoped.register(synthesisRoutes, routeDeps);
       });
     },
     { prefix: '/v1' },

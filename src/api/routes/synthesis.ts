@@ -1,0 +1,42 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { EmbeddingsClient } from '../../core/embeddings.js';
+import { embeddingsFromEnv } from '../../engine/embeddings-http.js';
+import { llmFromEnv, type LlmClient } from '../../engine/llm-client.js';
+import { synthesizeFor } from '../../engine/synthesize.js';
+import { getTenant } from '../../store/tenants.js';
+import type { RouteDeps } from '../app.js';
+import { errors } from '../schemas/common.js';
+import { SynthesisPreview, SynthesisPreviewBody } from '../schemas/synthesis.js';
+
+export interface SynthesisRouteDeps extends RouteDeps {
+  /** Undefined reads RAPPORT_LLM_* from the environment once, at registration; null means the composer only. */
+  llm?: LlmClient | null;
+  /** Undefined reads RAPPORT_EMBEDDINGS_* as the knowledge routes do; null turns vectors off. */
+  embeddings?: EmbeddingsClient | null;
+}
+
+/** Personalized messages from a contact's profile and the tenant's knowledge base; docs/synthesis.md. */
+export const synthesisRoutes: FastifyPluginAsyncTypebox<SynthesisRouteDeps> = async (app, deps) => {
+  const { db, clock } = deps;
+  const llm = deps.llm === undefined ? llmFromEnv(process.env) : deps.llm;
+  const embeddings = deps.embeddings === undefined ? embeddingsFromEnv(process.env) : deps.embeddings;
+
+  app.post(
+    '/synthesis/preview',
+    {
+      schema: {
+        tags: ['synthesis'],
+        summary: 'Synthesize a personalized message for one contact, without sending it',
+        description:
+          "Finds knowledge items for the contact (the query, else its interests), writes the message with the configured chat model, checks the answer and falls back to the deterministic composer when a check fails. Nothing is written. 404 for a contact not in your tenant; 400 when max_length cannot hold the call to action and footer.",
+        body: SynthesisPreviewBody,
+        response: { 200: SynthesisPreview, ...errors(400, 401, 404) },
+      },
+    },
+    async (req) => {
+      const tenant = await getTenant(db, req.auth.tenantId);
+      const { contact_id, ...opts } = req.body;
+      return synthesizeFor(db, tenant, contact_id, opts, { llm, embeddings, now: clock.now() });
+    },
+  );
+};

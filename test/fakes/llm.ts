@@ -1,0 +1,59 @@
+import { HttpFake, sendJson, type FakeRequest, type ScriptedAnswer } from './http-fake.js';
+
+/**
+ * An OpenAI-compatible chat endpoint (`POST /v1/chat/completions`). Each request takes the next
+ * scripted answer: `reply(text)` answers as a model would, `fail(...)` scripts a status or a hang.
+ * With the script empty it answers 503, so a test that forgot to script notices.
+ */
+export class FakeLlm {
+  readonly requests: { model: string; messages: { role: string; content: string }[]; temperature?: number; max_tokens?: number; authorization?: string }[] = [];
+  private readonly script: ScriptedAnswer[] = [];
+
+  private constructor(private readonly http: HttpFake) {}
+
+  static async start(): Promise<FakeLlm> {
+    const ref: { fake?: FakeLlm } = {};
+    const http = await HttpFake.listen((req, res) => ref.fake!.handle(req, res));
+    ref.fake = new FakeLlm(http);
+    return ref.fake;
+  }
+
+  /** The base URL to configure (`RAPPORT_LLM_URL`). */
+  get baseUrl(): string {
+    return `${this.http.url}/v1`;
+  }
+
+  /** The next request is answered with this message text. */
+  reply(content: string): this {
+    this.script.push({
+      body: {
+        id: `chatcmpl-fake-${this.script.length}`,
+        object: 'chat.completion',
+        created: 1_767_225_600,
+        model: 'fake-chat',
+        choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
+      },
+    });
+    return this;
+  }
+
+  /** The next request gets this answer instead (a status, a body, a hang). */
+  fail(answer: ScriptedAnswer): this {
+    this.script.push({ body: { error: { message: 'the fake is failing on purpose', type: 'server_error' } }, ...answer });
+    return this;
+  }
+
+  private async handle(req: FakeRequest, res: Parameters<typeof sendJson>[0]): Promise<void> {
+    if (req.method !== 'POST' || req.path !== '/v1/chat/completions') return sendJson(res, 404, { error: { message: 'not found' } });
+    const body = JSON.parse(req.body) as FakeLlm['requests'][number];
+    this.requests.push({ model: body.model, messages: body.messages, temperature: body.temperature, max_tokens: body.max_tokens, authorization: req.headers.authorization });
+    const next = this.script.shift();
+    if (!next) return sendJson(res, 503, { error: { message: 'no answer scripted' } });
+    await this.http.answer(res, next);
+  }
+
+  close(): Promise<void> {
+    return this.http.close();
+  }
+}

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SecretBox } from '../src/core/secrets.js';
 import { createAccount } from '../src/store/provider-accounts.js';
+import { createReviewTask } from '../src/store/reviews.js';
 import { testApi, type TestApi, type TestTenant } from './helpers/api.js';
 
 /**
@@ -31,6 +32,8 @@ interface Fixture {
   whatsappTemplateId: string;
   knowledgeId: string;
   segmentId: string;
+  campaignId: string;
+  reviewId: string;
 }
 
 interface Case {
@@ -61,6 +64,10 @@ const TENANT_TABLES = [
   'knowledge_chunks',
   'knowledge_terms',
   'segments',
+  'campaigns',
+  'campaign_occurrences',
+  'campaign_recipients',
+  'review_tasks',
 ];
 
 /** Tables without a tenant_id column, reached through the rows they belong to. */
@@ -171,6 +178,12 @@ const cases = (fx: Fixture): Record<string, Case> => ({
   'PATCH /v1/knowledge/{id}': { url: `/v1/knowledge/${fx.knowledgeId}`, body: { title: 'Hijack' }, status: [404] },
   'DELETE /v1/knowledge/{id}': { url: `/v1/knowledge/${fx.knowledgeId}`, status: [404] },
   'POST /v1/synthesis/preview': { url: '/v1/synthesis/preview', body: { contact_id: fx.contactId, channel: 'sms', cta: { text: 'Reply YES' } }, status: [404] },
+  'POST /v1/synthesis/drafts': { url: '/v1/synthesis/drafts', body: { contact_id: fx.contactId, channel: 'sms', cta: { text: 'Reply YES' } }, status: [404] },
+  'GET /v1/reviews': { url: '/v1/reviews?status=pending', status: [200] },
+  'GET /v1/reviews/{id}': { url: `/v1/reviews/${fx.reviewId}`, status: [404] },
+  'POST /v1/reviews/{id}/approve': { url: `/v1/reviews/${fx.reviewId}/approve`, status: [404] },
+  'POST /v1/reviews/{id}/edit': { url: `/v1/reviews/${fx.reviewId}/edit`, body: { text: 'Reply YES' }, status: [404] },
+  'POST /v1/reviews/{id}/reject': { url: `/v1/reviews/${fx.reviewId}/reject`, body: { reason: 'hijack' }, status: [404] },
   'GET /v1/segments': { url: '/v1/segments?name=a-secret-segment', status: [200] },
   // A's segment id names nothing in B.
   'POST /v1/segments': { url: '/v1/segments', body: { name: 'a-secret-segment', definition: { in_segment: fx.segmentId } }, status: [400] },
@@ -180,6 +193,21 @@ const cases = (fx: Fixture): Record<string, Case> => ({
   'DELETE /v1/segments/{id}': { url: `/v1/segments/${fx.segmentId}`, status: [404] },
   'GET /v1/segments/{id}/preview': { url: `/v1/segments/${fx.segmentId}/preview`, status: [404] },
   'GET /v1/segments/{id}/contacts': { url: `/v1/segments/${fx.segmentId}/contacts`, status: [404] },
+  'GET /v1/campaigns': { url: '/v1/campaigns?status=draft', status: [200] },
+  // A's segment and journey ids name nothing in B.
+  'POST /v1/campaigns': {
+    url: '/v1/campaigns',
+    body: { name: 'a-secret-campaign', type: 'win_back', audience: { segment_id: fx.segmentId }, action: { journey_id: fx.journeyId } },
+    status: [400],
+  },
+  'GET /v1/campaigns/{id}': { url: `/v1/campaigns/${fx.campaignId}`, status: [404] },
+  'PATCH /v1/campaigns/{id}': { url: `/v1/campaigns/${fx.campaignId}`, body: { name: 'Hijack' }, status: [404] },
+  'DELETE /v1/campaigns/{id}': { url: `/v1/campaigns/${fx.campaignId}`, status: [404] },
+  'POST /v1/campaigns/{id}/start': { url: `/v1/campaigns/${fx.campaignId}/start`, status: [404] },
+  'POST /v1/campaigns/{id}/pause': { url: `/v1/campaigns/${fx.campaignId}/pause`, status: [404] },
+  'POST /v1/campaigns/{id}/resume': { url: `/v1/campaigns/${fx.campaignId}/resume`, status: [404] },
+  'POST /v1/campaigns/{id}/stop': { url: `/v1/campaigns/${fx.campaignId}/stop`, status: [404] },
+  'GET /v1/campaigns/{id}/recipients': { url: `/v1/campaigns/${fx.campaignId}/recipients?format=csv`, status: [404] },
 });
 
 let api: TestApi;
@@ -250,6 +278,26 @@ beforeAll(async () => {
   expect(knowledge.status).toBe(201);
   const segment = await api.call(a, 'POST', '/v1/segments', { name: 'a-secret-segment', definition: { tag: 'a-secret-tag' } });
   expect(segment.status).toBe(201);
+  const campaign = await api.call(a, 'POST', '/v1/campaigns', {
+    name: 'a-secret-campaign',
+    type: 'win_back',
+    audience: { segment_id: segment.body.id },
+    action: { send: { channel: 'sms', content: { body: 'a-secret-campaign-body' } } },
+  });
+  expect(campaign.status).toBe(201);
+  const review = await createReviewTask(
+    api.db,
+    a.id,
+    {
+      contact_id: contact.body.id,
+      channel: 'sms',
+      draft: 'a-secret-review-draft Reply YES',
+      sources: { source: 'composer', items_used: [{ id: knowledge.body.id, title: 'Wholesale' }], elements: [], personalization_score: 0, fallback_reason: null },
+      rules: { max_length: 480, cta: { text: 'Reply YES' }, footer: null },
+    },
+    'test',
+    new Date(),
+  );
   fx = {
     contactId: contact.body.id,
     contactEmail: 'owner@a.example',
@@ -268,6 +316,8 @@ beforeAll(async () => {
     whatsappTemplateId: waTemplate.body.id,
     knowledgeId: knowledge.body.id,
     segmentId: segment.body.id,
+    campaignId: campaign.body.id,
+    reviewId: review.id,
     secrets: [
       contact.body.id,
       key.body.id,
@@ -293,6 +343,10 @@ beforeAll(async () => {
       knowledge.body.id,
       'a-secret-knowledge-body',
       segment.body.id,
+      campaign.body.id,
+      'a-secret-campaign',
+      review.id,
+      'a-secret-review-draft',
     ],
   };
 });

@@ -14,6 +14,7 @@ import { errorHandler, sendError } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiKeyRoutes } from './routes/apikeys.js';
 import { auditRoutes } from './routes/audit.js';
+import { campaignRoutes } from './routes/campaigns.js';
 import { consentRoutes } from './routes/consent.js';
 import { contactDetailRoutes } from './routes/contact-detail.js';
 import { contactRoutes } from './routes/contacts.js';
@@ -25,6 +26,7 @@ import { knowledgeRoutes } from './routes/knowledge.js';
 import { keywordRoutes } from './routes/keywords.js';
 import { messageRoutes } from './routes/messages.js';
 import { providerRoutes } from './routes/providers.js';
+import { reviewRoutes } from './routes/reviews.js';
 import { sandboxRoutes } from './routes/sandbox.js';
 import { segmentRoutes } from './routes/segments.js';
 import { simulateRoutes } from './routes/simulate.js';
@@ -132,7 +134,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await scoped.register(sandboxRoutes, routeDeps);
         await scoped.register(knowledgeRoutes, routeDeps);
         await scoped.register(segmentRoutes, routeDeps);
+        await scoped.register(campaignRoutes, routeDeps);
         await scoped.register(synthesisRoutes, routeDeps);
+        await scoped.register(reviewRoutes, routeDeps);
       });
     },
     { prefix: '/v1' },

@@ -81,6 +81,9 @@ export const TenantSettings = Type.Object(
     ),
     email_open_tracking: Type.Optional(Type.Boolean({ description: 'add the open-tracking pixel to e-mail (default true)' })),
     email_click_tracking: Type.Optional(Type.Boolean({ description: 'send e-mail links through Rapport\'s click tracker (default true)' })),
+    synthesis_review: Type.Optional(
+      Type.Boolean({ description: 'synthesized messages wait for a person to approve, edit or reject them before they are sent (default false; docs/synthesis.md)' }),
+    ),
     unsubscribe_mailto: Type.Optional(
       Type.String({
         maxLength: 320,

@@ -19,6 +19,7 @@ import { getContactRow, type ContactRow } from '../store/contacts.js';
 import type { Db, Queryable } from '../store/db.js';
 import { searchKnowledge } from '../store/knowledge-search.js';
 import { getKnowledgeItem, listKnowledgeItems } from '../store/knowledge.js';
+import { createReviewTask, type ReviewSubject, type ReviewTask } from '../store/reviews.js';
 import { LlmError, type LlmClient } from './llm-client.js';
 
 /**
@@ -112,6 +113,11 @@ export interface SynthesisDeps {
 
 /** A personalized message for one contact of one tenant; NotFoundError for a contact the tenant lacks. */
 export async function synthesizeFor(db: Db, tenant: Tenant, contactId: string, opts: SynthesisOptions, deps: SynthesisDeps): Promise<Synthesized> {
+  return (await synthesizeWithInput(db, tenant, contactId, opts, deps)).message;
+}
+
+/** The message and the input it was held to, whose length, call to action and footer a review edit must keep. */
+async function synthesizeWithInput(db: Db, tenant: Tenant, contactId: string, opts: SynthesisOptions, deps: SynthesisDeps): Promise<{ message: Synthesized; input: SynthesisInput }> {
   const contact = await getContactRow(db, tenant.id, contactId);
   const profile = personalProfile(contact);
   const topics = opts.topics?.length ? opts.topics : [...profile.interests, ...profile.recent_topics, ...profile.purchases];
@@ -128,7 +134,37 @@ export async function synthesizeFor(db: Db, tenant: Tenant, contactId: string, o
     footer: optOutFooter(opts.channel, opts.marketing ?? true, language),
     language,
   };
-  return draftMessage(input, deps.llm, (text) => otherContactsIn(db, tenant.id, contact, text));
+  return { message: await draftMessage(input, deps.llm, (text) => otherContactsIn(db, tenant.id, contact, text)), input };
+}
+
+/** A message a send path may use now, or the review task it must wait for. */
+export type SendableSynthesis = ({ status: 'ready' } & Synthesized) | { status: 'pending_review'; review_task_id: string; review_task: ReviewTask };
+
+/**
+ * Synthesis on a send path. With the tenant's `synthesis_review` setting on, the message is not
+ * returned: it is stored as a pending review task naming `subject`, and the caller parks its send
+ * until a reviewer decides (docs/synthesis.md, "Human review"). Otherwise the message is ready.
+ */
+export async function synthesizeForSend(
+  db: Db,
+  tenant: Tenant,
+  contactId: string,
+  opts: SynthesisOptions,
+  deps: SynthesisDeps,
+  subject: ReviewSubject = {},
+  actor = 'rapport',
+): Promise<SendableSynthesis> {
+  const { message, input } = await synthesizeWithInput(db, tenant, contactId, opts, deps);
+  if (!tenant.settings.synthesis_review) return { status: 'ready', ...message };
+  const { text, ...sources } = message;
+  const task = await createReviewTask(
+    db,
+    tenant.id,
+    { contact_id: contactId, channel: opts.channel, draft: text, sources, rules: { max_length: input.max_length, cta: input.cta, footer: input.footer }, subject },
+    actor,
+    deps.now,
+  );
+  return { status: 'pending_review', review_task_id: task.id, review_task: task };
 }
 
 /**

@@ -6,6 +6,7 @@ import type { Clock } from './clock.js';
 import { DEFAULT_DISPATCH_BATCH, runDispatchBatch } from './dispatcher.js';
 import type { ProviderRegistry } from './providers.js';
 import { KEEP_ALIVE_SWEEP_MS, runKeepAlive } from './keep-alive.js';
+import { runCampaigns } from './campaign-runner.js';
 import { DEFAULT_BATCH_SIZE, runSchedulerBatch } from './scheduler.js';
 
 export interface WorkerOptions {
@@ -81,6 +82,8 @@ export class Worker {
       this.nextKeepAlive = clock.now().getTime() + KEEP_ALIVE_SWEEP_MS;
       await runKeepAlive(db, clock.now());
     }
+    // Every loop: a campaign due now should not wait for a timer, and with none due or running this is one query.
+    const campaigns = await runCampaigns(db, clock.now());
     const s = await runSchedulerBatch(db, clock.now(), size);
     this.stats.batches++;
     this.stats.enrollments += s.claimed;
@@ -93,7 +96,7 @@ export class Worker {
       this.stats.failed += d.failed;
       dispatched = d.claimed;
     }
-    return s.claimed > 0 || dispatched > 0;
+    return s.claimed > 0 || dispatched > 0 || campaigns.batches > 0;
   }
 
   private poke(): void {

@@ -2,11 +2,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { EmbeddingsClient } from '../../core/embeddings.js';
 import { embeddingsFromEnv } from '../../engine/embeddings-http.js';
 import { llmFromEnv, type LlmClient } from '../../engine/llm-client.js';
-import { synthesizeFor } from '../../engine/synthesize.js';
+import { synthesizeFor, synthesizeForSend } from '../../engine/synthesize.js';
 import { getTenant } from '../../store/tenants.js';
 import type { RouteDeps } from '../app.js';
 import { errors } from '../schemas/common.js';
-import { SynthesisPreview, SynthesisPreviewBody } from '../schemas/synthesis.js';
+import { SynthesisDraftBody, SynthesisDraftPending, SynthesisPreview, SynthesisPreviewBody } from '../schemas/synthesis.js';
 
 export interface SynthesisRouteDeps extends RouteDeps {
   /** Undefined reads RAPPORT_LLM_* from the environment once, at registration; null means the composer only. */
@@ -37,6 +37,28 @@ export const synthesisRoutes: FastifyPluginAsyncTypebox<SynthesisRouteDeps> = as
       const tenant = await getTenant(db, req.auth.tenantId);
       const { contact_id, ...opts } = req.body;
       return synthesizeFor(db, tenant, contact_id, opts, { llm, embeddings, now: clock.now() });
+    },
+  );
+
+  app.post(
+    '/synthesis/drafts',
+    {
+      schema: {
+        tags: ['synthesis'],
+        summary: 'Synthesize a message to send, held for human review when the tenant requires it',
+        description:
+          'The same body as the preview, plus an optional subject naming what the message is for. With settings.synthesis_review on, the draft is stored as a pending review task (201); otherwise the message is returned as the preview returns it (200). Nothing is sent either way.',
+        body: SynthesisDraftBody,
+        response: { 200: SynthesisPreview, 201: SynthesisDraftPending, ...errors(400, 401, 404) },
+      },
+    },
+    async (req, reply) => {
+      const tenant = await getTenant(db, req.auth.tenantId);
+      const { contact_id, subject, ...opts } = req.body;
+      const r = await synthesizeForSend(db, tenant, contact_id, opts, { llm, embeddings, now: clock.now() }, subject, req.auth.actor);
+      if (r.status === 'pending_review') return reply.status(201).send({ review_task: r.review_task });
+      const { status: _ready, ...message } = r;
+      return reply.status(200).send(message);
     },
   );
 };

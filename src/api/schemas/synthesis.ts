@@ -1,6 +1,7 @@
 import { Type } from 'typebox';
 import { MAX_SYNTHESIS_ITEMS } from '../../engine/synthesize.js';
 import { Uuid } from './common.js';
+import { ReviewSubject, ReviewTask } from './reviews.js';
 
 const Topic = Type.String({ minLength: 1, maxLength: 100 });
 
@@ -34,3 +35,10 @@ export const SynthesisPreview = Type.Object({
   personalization_score: Type.Number({ minimum: 0, maximum: 1, description: "share of the contact's available personal elements the message uses" }),
   fallback_reason: Type.Union([Type.String(), Type.Null()], { description: "why the model's answer was set aside; null when it was used or no model is configured" }),
 });
+
+export const SynthesisDraftBody = Type.Object(
+  { ...SynthesisPreviewBody.properties, subject: Type.Optional(ReviewSubject) },
+  { additionalProperties: false },
+);
+
+export const SynthesisDraftPending = Type.Object({ review_task: ReviewTask });

@@ -1,0 +1,265 @@
+import type { CampaignActionSpec, CampaignAudience, CampaignThrottle } from '../core/campaign.js';
+import type { Reentry } from '../core/journey/definition.js';
+import { addressFor } from '../core/policy.js';
+import { encodeCursor } from '../store/contact-search.js';
+import { CONTACT_COLUMNS, type ContactRow } from '../store/contacts.js';
+import type { Db, Queryable } from '../store/db.js';
+import { enrollContacts, notifyWork } from '../store/enrollments.js';
+import { newId } from '../store/ids.js';
+import { segmentMembers } from '../store/segments.js';
+
+/**
+ * Fires campaigns and writes their audiences, from every worker loop. A sweep does three things:
+ *
+ * 1. Starts due occurrences: campaigns whose next_run_at has come are taken FOR UPDATE SKIP
+ *    LOCKED, and each gets an occurrence row keyed by its scheduled instant. The insert is ON
+ *    CONFLICT DO NOTHING on (campaign_id, occurrence_key), so however many workers sweep, one
+ *    occurrence is started once.
+ * 2. Writes batches: a running occurrence is taken FOR UPDATE SKIP LOCKED, the next `batchSize`
+ *    members after its cursor are read (keyset on contact id, the segment judged as of the
+ *    occurrence's start), and in the same transaction each gets a recipient row and a queued
+ *    message (idempotency key campaign:<occurrence>:<contact>) or an enrollment. The throttle
+ *    becomes due_at: the nth recipient is due floor(n / per_minute) minutes after the pace
+ *    start, and the dispatcher sends at that pace. A pause or stop waits for the batch's lock.
+ * 3. Completes occurrences whose audience is written and whose last send has fallen due (a
+ *    throttled campaign stays running, and can be paused, while its messages trickle out), then
+ *    running campaigns with no occurrence left open and none to come.
+ *
+ * With no campaign due or running, a sweep is one query on two partial indexes.
+ */
+
+export const DEFAULT_CAMPAIGN_BATCH = 500;
+/** Batches per sweep, so one large campaign does not keep a worker from its other work. */
+const MAX_BATCHES_PER_SWEEP = 10;
+const MAX_STARTS_PER_SWEEP = 100;
+
+export interface CampaignSweep {
+  started: number;
+  batches: number;
+  recipients: number;
+  completed: number;
+  /** More batches are waiting: the caller should sweep again soon. */
+  more: boolean;
+}
+
+interface Claimed {
+  id: string;
+  tenant_id: string;
+  campaign_id: string;
+  after: string | null;
+  written: number;
+  pace_from: Date;
+  paced: number;
+  started_at: Date;
+  audience: CampaignAudience;
+  action: CampaignActionSpec;
+  throttle: CampaignThrottle;
+}
+
+/** One sweep at `now`; see the top of this file. */
+export async function runCampaigns(db: Db, now: Date, opts: { batchSize?: number; maxBatches?: number } = {}): Promise<CampaignSweep> {
+  const sweep: CampaignSweep = { started: 0, batches: 0, recipients: 0, completed: 0, more: false };
+  // One round trip on two partial indexes in the common case, where no campaign is due or running.
+  const { rows } = await db.query<{ work: boolean }>(
+    `select exists (select 1 from campaigns where next_run_at <= $1) or exists (select 1 from campaigns where status = 'running') as work`,
+    [now],
+  );
+  if (!rows[0]!.work) return sweep;
+  sweep.started = await startDueOccurrences(db, now);
+  const max = opts.maxBatches ?? MAX_BATCHES_PER_SWEEP;
+  while (sweep.batches < max) {
+    const n = await db.transaction((tx) => writeNextBatch(tx, now, opts.batchSize ?? DEFAULT_CAMPAIGN_BATCH));
+    if (n === null) break;
+    sweep.batches++;
+    sweep.recipients += n;
+  }
+  sweep.more = sweep.batches === max;
+  // Outside the batch transactions: completing takes the campaign row, which pause and stop
+  // take before the occurrence rows; a batch holding an occurrence must not wait for it.
+  await db.query(
+    `update campaign_occurrences set status = 'completed', completed_at = $1
+      where status = 'running' and audience_done and (sends_until is null or sends_until <= $1)`,
+    [now],
+  );
+  const { rowCount } = await db.query(
+    `update campaigns c set status = 'completed', completed_at = $1, updated_at = $1
+      where c.status = 'running' and c.next_run_at is null
+        and not exists (select 1 from campaign_occurrences o where o.campaign_id = c.id and o.status in ('running', 'paused'))`,
+    [now],
+  );
+  sweep.completed = rowCount;
+  return sweep;
+}
+
+async function startDueOccurrences(db: Db, now: Date): Promise<number> {
+  return db.transaction(async (tx) => {
+    const { rows } = await tx.query<{ id: string; tenant_id: string; next_run_at: Date }>(
+      `select id, tenant_id, next_run_at from campaigns where next_run_at <= $1 and status in ('scheduled', 'running')
+        order by next_run_at limit ${MAX_STARTS_PER_SWEEP} for update skip locked`,
+      [now],
+    );
+    if (!rows.length) return 0;
+    const occurrences = rows.map((c) => ({ id: newId(), tenant_id: c.tenant_id, campaign_id: c.id, key: new Date(c.next_run_at).toISOString(), scheduled_for: c.next_run_at }));
+    const { rowCount } = await tx.query(
+      `insert into campaign_occurrences (id, tenant_id, campaign_id, occurrence_key, scheduled_for, status, pace_from, started_at)
+       select x.id, x.tenant_id, x.campaign_id, x.key, x.scheduled_for, 'running', $2, $2
+         from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, campaign_id uuid, key text, scheduled_for timestamptz)
+       on conflict (campaign_id, occurrence_key) do nothing`,
+      [JSON.stringify(occurrences), now],
+    );
+    // A one-off campaign has no next occurrence; recurring schedules will compute theirs here.
+    await tx.query(`update campaigns set status = 'running', next_run_at = null, started_at = coalesce(started_at, $2), updated_at = $2 where id = any($1::uuid[])`, [
+      rows.map((r) => r.id),
+      now,
+    ]);
+    return rowCount;
+  });
+}
+
+/** Writes the next batch of one running occurrence; null when none is waiting (or all are locked). */
+async function writeNextBatch(tx: Queryable, now: Date, batchSize: number): Promise<number | null> {
+  const { rows } = await tx.query<Claimed>(
+    `select o.id, o.tenant_id, o.campaign_id, o.after, o.written, o.pace_from, o.paced, o.started_at, c.audience, c.action, c.throttle
+       from campaign_occurrences o join campaigns c on c.id = o.campaign_id
+      where o.status = 'running' and not o.audience_done and c.status = 'running'
+      order by o.started_at limit 1 for update of o skip locked`,
+  );
+  const o = rows[0];
+  if (!o) return null;
+  const { members, done } = await nextMembers(tx, o, batchSize);
+  const due = (j: number) => {
+    const perMinute = o.throttle.per_minute;
+    if (!perMinute) return now;
+    const at = new Date(new Date(o.pace_from).getTime() + Math.floor((o.paced + j) / perMinute) * 60_000);
+    return at > now ? at : now;
+  };
+  if (members.length) {
+    if (o.action.send) await queueMessages(tx, o, members, due, now);
+    else await enrolMembers(tx, o, members, due, now);
+    await notifyWork(tx);
+  }
+  await tx.query(
+    `update campaign_occurrences set after = coalesce($2, after), written = written + $3, paced = paced + $3, audience_done = $4,
+            sends_until = greatest(sends_until, $5::timestamptz)
+      where id = $1`,
+    [o.id, members.length ? members[members.length - 1]!.id : null, members.length, done, members.length ? due(members.length - 1) : now],
+  );
+  return members.length;
+}
+
+/** The next members after the occurrence's cursor, in contact id order, and whether they are the last. */
+async function nextMembers(tx: Queryable, o: Claimed, limit: number): Promise<{ members: ContactRow[]; done: boolean }> {
+  const a = o.audience;
+  if (a.contact_ids) {
+    const { rows } = await tx.query<ContactRow>(
+      `select ${CONTACT_COLUMNS} from contacts where tenant_id = $1 and id = any($2::uuid[]) and ($3::uuid is null or id > $3) order by id limit $4`,
+      [o.tenant_id, a.contact_ids, o.after, limit],
+    );
+    return { members: rows, done: rows.length < limit };
+  }
+  let definition: unknown = a.definition;
+  if (a.segment_id) {
+    const { rows } = await tx.query<{ definition: unknown }>('select definition from segments where tenant_id = $1 and id = $2', [o.tenant_id, a.segment_id]);
+    // A segment deleted after the campaign fired: nobody further is in it.
+    if (!rows[0]) return { members: [], done: true };
+    definition = rows[0].definition;
+  }
+  // Judged as of the occurrence's start, so "no interaction in 180 days" means the same for the last batch as for the first.
+  const page = await segmentMembers(tx, o.tenant_id, definition, new Date(o.started_at), { limit, cursor: o.after ? encodeCursor(o.after) : undefined });
+  return { members: page.data, done: page.next_cursor === null };
+}
+
+async function queueMessages(tx: Queryable, o: Claimed, members: ContactRow[], due: (j: number) => Date, now: Date): Promise<void> {
+  const send = o.action.send!;
+  const messages = members.map((c, j) => ({
+    id: newId(),
+    contact_id: c.id,
+    idempotency_key: `campaign:${o.id}:${c.id}`,
+    to_address: addressFor(send.channel, c),
+    due_at: due(j).toISOString(),
+    seq: o.written + j,
+  }));
+  const { rows: queued } = await tx.query<{ id: string; contact_id: string }>(
+    `with ins as (
+       insert into messages (id, tenant_id, contact_id, kind, channel, topic, transactional, status, idempotency_key, due_at, content, to_address, priority, created_at, updated_at)
+       select x.id, $1, x.contact_id, 'send', $3, $4, $5, 'queued', x.idempotency_key, x.due_at, $6, x.to_address, $7, $8, $8
+         from jsonb_to_recordset($2::jsonb) as x(id uuid, contact_id uuid, idempotency_key text, due_at timestamptz, to_address text)
+       on conflict (tenant_id, idempotency_key) do nothing
+       returning id, contact_id),
+     st as (insert into message_status (message_id, status, at) select id, 'queued', $8 from ins)
+     select id, contact_id from ins`,
+    [
+      o.tenant_id,
+      JSON.stringify(messages),
+      send.channel,
+      send.topic ?? (send.transactional ? 'transactional' : 'marketing'),
+      send.transactional ?? false,
+      JSON.stringify({ inline: send.content }),
+      send.priority ?? 2,
+      now,
+    ],
+  );
+  const byContact = new Map(queued.map((q) => [q.contact_id, q.id]));
+  await insertRecipients(
+    tx,
+    o,
+    messages.map((m) => ({ contact_id: m.contact_id, seq: m.seq, message_id: byContact.get(m.contact_id) ?? null, enrollment_id: null, outcome: 'queued' as const, reason: null })),
+    now,
+  );
+}
+
+async function enrolMembers(tx: Queryable, o: Claimed, members: ContactRow[], due: (j: number) => Date, now: Date): Promise<void> {
+  const { rows } = await tx.query<{ status: string; version: number | null; reentry: Reentry | null }>(
+    `select j.status, j.version, v.definition->'reentry' as reentry
+       from journeys j left join journey_versions v on v.journey_id = j.id and v.version = j.version
+      where j.tenant_id = $1 and j.id = $2 for share of j`,
+    [o.tenant_id, o.action.journey_id],
+  );
+  const j = rows[0];
+  const seqOf = new Map(members.map((c, i) => [c.id, o.written + i]));
+  if (!j || j.status !== 'active' || j.version === null) {
+    const reason = `journey ${j ? j.status : 'deleted'}`;
+    await insertRecipients(tx, o, members.map((c) => ({ contact_id: c.id, seq: seqOf.get(c.id)!, message_id: null, enrollment_id: null, outcome: 'skipped' as const, reason })), now);
+    return;
+  }
+  const result = await enrollContacts(
+    tx,
+    { journey_id: o.action.journey_id!, tenant_id: o.tenant_id, version: j.version, reentry: j.reentry ?? undefined },
+    members.map((c) => ({ contact_id: c.id, vars: { campaign_id: o.campaign_id } })),
+    now,
+    'campaign',
+  );
+  if (o.throttle.per_minute && result.enrolled.length) {
+    const spread = result.enrolled.map((e) => ({ id: e.enrollment_id, due_at: due(seqOf.get(e.contact_id)! - o.written).toISOString() }));
+    await tx.query(`update enrollments e set due_at = x.due_at from jsonb_to_recordset($1::jsonb) as x(id uuid, due_at timestamptz) where e.id = x.id`, [JSON.stringify(spread)]);
+  }
+  await insertRecipients(
+    tx,
+    o,
+    [
+      ...result.enrolled.map((e) => ({ contact_id: e.contact_id, seq: seqOf.get(e.contact_id)!, message_id: null, enrollment_id: e.enrollment_id, outcome: 'enrolled' as const, reason: null })),
+      ...result.skipped.map((s) => ({ contact_id: s.contact_id, seq: seqOf.get(s.contact_id)!, message_id: null, enrollment_id: null, outcome: 'skipped' as const, reason: s.reason })),
+    ],
+    now,
+  );
+}
+
+interface RecipientInsert {
+  contact_id: string;
+  seq: number;
+  message_id: string | null;
+  enrollment_id: string | null;
+  outcome: 'queued' | 'enrolled' | 'skipped';
+  reason: string | null;
+}
+
+async function insertRecipients(tx: Queryable, o: Claimed, rows: RecipientInsert[], now: Date): Promise<void> {
+  if (!rows.length) return;
+  await tx.query(
+    `insert into campaign_recipients (occurrence_id, tenant_id, campaign_id, contact_id, seq, message_id, enrollment_id, outcome, reason, created_at)
+     select $1, $2, $3, x.contact_id, x.seq, x.message_id, x.enrollment_id, x.outcome, x.reason, $5
+       from jsonb_to_recordset($4::jsonb) as x(contact_id uuid, seq int, message_id uuid, enrollment_id uuid, outcome text, reason text)
+     on conflict (occurrence_id, contact_id) do nothing`,
+    [o.id, o.tenant_id, o.campaign_id, JSON.stringify(rows), now],
+  );
+}

@@ -164,6 +164,13 @@ describe('Twilio inbound messages', () => {
     expect((await post(stranger)).status).toBe(404);
     expect((await app.inject({ method: 'POST', url: '/webhooks/nope', payload: '' })).statusCode).toBe(404);
     expect((await app.inject({ method: 'POST', url: '/webhooks/smtp', payload: '' })).statusCode).toBe(404);
+    // An account id that is not valid percent-encoding, or names no account, is a client error, never a server error.
+    for (const kind of ['sendgrid', 'resend', 'vapi', 'meta_whatsapp', 'vonage', 'twilio']) {
+      const bad = await app.inject({ method: 'POST', url: `/webhooks/${kind}/%E0%A4%A`, headers: { 'content-type': 'application/json' }, payload: '{}' });
+      expect([400, 404], kind).toContain(bad.statusCode);
+      const unknown = await app.inject({ method: 'POST', url: `/webhooks/${kind}/not-an-account`, headers: { 'content-type': 'application/json' }, payload: '{}' });
+      expect(unknown.statusCode, kind).toBe(404);
+    }
   });
 
   it('moves a sent message forward on status callbacks, keeps early ones, and suppresses a dead number', async () => {

@@ -111,3 +111,23 @@ export function apiBase(config: Record<string, unknown>, fallback: string): stri
   const b = typeof config.base_url === 'string' && config.base_url ? config.base_url : fallback;
   return b.replace(/\/+$/, '');
 }
+
+/**
+ * The account id in a per-account webhook URL, `/webhooks/<kind>/<account_id>`, or null: another
+ * shape, or an id that is not valid percent-encoding (a request no provider made, answered 404).
+ */
+export function accountIdFromPath(url: string, kind: string): string | null {
+  let segments: string[];
+  try {
+    segments = new URL(url, 'http://localhost').pathname.split('/').filter(Boolean);
+  } catch {
+    return null;
+  }
+  const i = segments.lastIndexOf(kind);
+  if (i < 1 || segments[i - 1] !== 'webhooks' || segments.length !== i + 2) return null;
+  try {
+    return decodeURIComponent(segments[i + 1]!) || null;
+  } catch {
+    return null;
+  }
+}

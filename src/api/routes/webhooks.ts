@@ -46,7 +46,14 @@ export async function webhookRoutes(app: FastifyInstance, deps: WebhookDeps): Pr
     if (!adapter?.inbound) return sendError(reply, 404, 'not_found', `no webhook for provider ${JSON.stringify(req.params.kind)}`);
     const inbound = toInboundRequest(req, deps.publicUrl, deps.clock.now());
 
-    const keys = adapter.inbound.route(inbound);
+    let keys: ReturnType<typeof adapter.inbound.route>;
+    try {
+      keys = adapter.inbound.route(inbound);
+    } catch (err) {
+      // Nothing in the request is trusted yet: one that cannot even be routed belongs to no account.
+      req.log.warn({ err, kind }, 'webhook could not be routed');
+      keys = null;
+    }
     const account = keys ? await findAccountByRoute(deps.db, deps.secrets ?? null, SHARED_URLS[kind] ?? [kind], keys) : null;
     if (!account) {
       req.log.warn({ kind, keys }, 'webhook for no known account');

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { apiBase, callProvider, failure, failureFromStatus, isCallFailure, isHttpUrl, retryAfterMs, safeEqual, type CallFailure, type ProviderResponse } from '../http.js';
+import { accountIdFromPath, apiBase, callProvider, failure, failureFromStatus, isCallFailure, isHttpUrl, retryAfterMs, safeEqual, type CallFailure, type ProviderResponse } from '../http.js';
 import type {
   AccountProblem,
   ChannelAdapter,
@@ -367,23 +367,10 @@ function route(req: InboundRequest): RouteKeys | null {
       if (typeof id === 'string' && id) return { external_id: id };
     }
   }
-  const accountId = accountIdFromPath(req.url);
+  const accountId = accountIdFromPath(req.url, KIND);
   return accountId ? { account_id: accountId } : null;
 }
 
-/** The segment after `/webhooks/meta_whatsapp/`, when the URL has one. */
-function accountIdFromPath(url: string): string | null {
-  let path: string;
-  try {
-    path = new URL(url, 'http://localhost').pathname;
-  } catch {
-    return null;
-  }
-  const parts = path.split('/').filter(Boolean);
-  const i = parts.lastIndexOf(KIND);
-  const id = i >= 0 ? parts[i + 1] : undefined;
-  return id && i + 2 === parts.length ? decodeURIComponent(id) : null;
-}
 
 /**
  * POST: the X-Hub-Signature-256 header is `sha256=` + the hex HMAC-SHA256 of the raw body with

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { apiBase, callProvider, failure, failureFromStatus, isCallFailure, safeEqual, type ProviderResponse } from '../http.js';
+import { accountIdFromPath, apiBase, callProvider, failure, failureFromStatus, isCallFailure, safeEqual, type ProviderResponse } from '../http.js';
 import { isEmailAddress, parseMailbox, safeHeaders } from '../email-compose.js';
 import type { AccountProblem, ChannelAdapter, InboundAdapter, InboundItem, InboundRequest, InboundStatus, OutgoingMessage, ProviderAccount, SendContext, SendResult } from '../types.js';
 
@@ -118,10 +118,8 @@ function secretKey(secret: string): Buffer | null {
 }
 
 function route(req: InboundRequest): { account_id: string } | null {
-  const segments = new URL(req.url, 'http://x').pathname.replace(/\/+$/, '').split('/');
-  const last = segments.at(-1);
-  if (!last || segments.at(-2) !== 'resend') return null;
-  return { account_id: decodeURIComponent(last) };
+  const id = accountIdFromPath(req.url, 'resend');
+  return id ? { account_id: id } : null;
 }
 
 function header(req: InboundRequest, name: string): string | undefined {

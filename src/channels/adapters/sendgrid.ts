@@ -1,5 +1,5 @@
 import { createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
-import { apiBase, callProvider, failure, failureFromStatus, isCallFailure, type ProviderResponse } from '../http.js';
+import { accountIdFromPath, apiBase, callProvider, failure, failureFromStatus, isCallFailure, type ProviderResponse } from '../http.js';
 import { isEmailAddress, parseMailbox, safeHeaders } from '../email-compose.js';
 import type { AccountProblem, ChannelAdapter, InboundAdapter, InboundItem, InboundRequest, InboundStatus, OutgoingMessage, ProviderAccount, SendContext, SendResult } from '../types.js';
 
@@ -136,11 +136,8 @@ function publicKey(value: string): KeyObject | null {
 }
 
 function route(req: InboundRequest): { account_id: string } | null {
-  const path = new URL(req.url, 'http://x').pathname.replace(/\/+$/, '');
-  const segments = path.split('/');
-  const last = segments.at(-1);
-  if (!last || segments.at(-2) !== 'sendgrid') return null;
-  return { account_id: decodeURIComponent(last) };
+  const id = accountIdFromPath(req.url, 'sendgrid');
+  return id ? { account_id: id } : null;
 }
 
 function verify(req: InboundRequest, account: ProviderAccount): boolean {

@@ -1,4 +1,4 @@
-import { apiBase, basicAuth, callProvider, failure, failureFromStatus, isCallFailure, isHttpUrl, retryAfterMs, type CallFailure, type ProviderResponse } from '../http.js';
+import { accountIdFromPath, apiBase, basicAuth, callProvider, failure, failureFromStatus, isCallFailure, isHttpUrl, retryAfterMs, type CallFailure, type ProviderResponse } from '../http.js';
 import type { AccountProblem, InboundAdapter, InboundItem, InboundRequest, InboundStatus, ProviderAccount, ProviderKind, RouteKeys, SendContext, SendResult } from '../types.js';
 import { formPairs, verifyTwilioRequest } from './twilio-signature.js';
 
@@ -204,22 +204,6 @@ export function formOf(req: InboundRequest): Record<string, string> {
   return Object.fromEntries(formPairs(req.rawBody));
 }
 
-/** The account id in a per-account URL, `/webhooks/<kind>/<account_id>`. */
-export function accountIdFromPath(url: string, kind: string): string | null {
-  let segments: string[];
-  try {
-    segments = new URL(url, 'http://localhost').pathname.split('/').filter(Boolean);
-  } catch {
-    return null;
-  }
-  const i = segments.lastIndexOf(kind);
-  if (i < 1 || segments[i - 1] !== 'webhooks' || segments.length !== i + 2) return null;
-  try {
-    return decodeURIComponent(segments[i + 1]!) || null;
-  } catch {
-    return null;
-  }
-}
 
 /** Twilio signs every webhook with the account's Auth Token (twilio-signature.ts). */
 export function verifyTwilioWebhook(req: InboundRequest, account: ProviderAccount): boolean {

@@ -1,4 +1,4 @@
-import { failure } from '../http.js';
+import { accountIdFromPath, failure } from '../http.js';
 import { callTwiml, choiceTwiml, EMPTY_TWIML, HANGUP, response, sayVoice, twilioLanguage, voicemailTwiml, type MenuItem, type SayVoice } from '../twiml.js';
 import type {
   AccountProblem,
@@ -13,7 +13,7 @@ import type {
   SendContext,
   SendResult,
 } from '../types.js';
-import { accountIdFromPath, checkTwilioAccount, createTwilioResource, E164, formOf, verifyTwilioWebhook } from './twilio-api.js';
+import { checkTwilioAccount, createTwilioResource, E164, formOf, verifyTwilioWebhook } from './twilio-api.js';
 
 /**
  * Outbound calls through Twilio Programmable Voice (https://www.twilio.com/docs/voice/api/call-resource):

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { apiBase, callProvider, failure, failureFromStatus, isCallFailure, safeEqual } from '../http.js';
+import { accountIdFromPath, apiBase, callProvider, failure, failureFromStatus, isCallFailure, safeEqual } from '../http.js';
 import type {
   AccountProblem,
   ChannelAdapter,
@@ -187,19 +187,8 @@ async function send(msg: OutgoingMessage, ctx: SendContext): Promise<SendResult>
 // Server messages
 
 function route(req: InboundRequest): { account_id: string } | null {
-  let segments: string[];
-  try {
-    segments = new URL(req.url).pathname.split('/').filter(Boolean);
-  } catch {
-    return null;
-  }
-  const id = segments.at(-1);
-  if (segments.at(-2) !== 'vapi' || !id) return null;
-  try {
-    return { account_id: decodeURIComponent(id) };
-  } catch {
-    return null;
-  }
+  const id = accountIdFromPath(req.url, 'vapi');
+  return id ? { account_id: id } : null;
 }
 
 /** When the HMAC timestamp was made, from Unix seconds, Unix milliseconds or an ISO date. */

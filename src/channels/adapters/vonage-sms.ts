@@ -1,5 +1,5 @@
 import { createHash, createHmac } from 'node:crypto';
-import { apiBase, basicAuth, callProvider, failure, failureFromStatus, isCallFailure, isHttpUrl, retryAfterMs, safeEqual, type CallFailure, type ProviderResponse } from '../http.js';
+import { accountIdFromPath, apiBase, basicAuth, callProvider, failure, failureFromStatus, isCallFailure, isHttpUrl, retryAfterMs, safeEqual, type CallFailure, type ProviderResponse } from '../http.js';
 import type {
   AccountProblem,
   ChannelAdapter,
@@ -166,22 +166,10 @@ function route(req: InboundRequest): RouteKeys | null {
   const w = webhook(req);
   const number = w ? (w.status !== undefined ? w.from : w.to) : undefined;
   if (number && /^\+?\d{5,15}$/.test(number)) return { address: `+${number.replace(/^\+/, '')}` };
-  const accountId = accountIdFromPath(req.url);
+  const accountId = accountIdFromPath(req.url, KIND);
   return accountId ? { account_id: accountId } : null;
 }
 
-function accountIdFromPath(url: string): string | null {
-  let path: string;
-  try {
-    path = new URL(url, 'http://localhost').pathname;
-  } catch {
-    return null;
-  }
-  const parts = path.split('/').filter(Boolean);
-  const i = parts.lastIndexOf(KIND);
-  const id = i >= 0 ? parts[i + 1] : undefined;
-  return id && i + 2 === parts.length ? decodeURIComponent(id) : null;
-}
 
 function verify(req: InboundRequest, account: ProviderAccount): boolean {
   const secret = account.credentials.signature_secret;

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { requesterCanSend } from './http-client.js';
-import type { FailureCode, SendContext, SendResult } from './types.js';
+import type { FailureCode, InboundRequest, SendContext, SendResult } from './types.js';
 
 /** What a provider's HTTP API answered. */
 export interface ProviderResponse {
@@ -129,5 +129,16 @@ export function accountIdFromPath(url: string, kind: string): string | null {
     return decodeURIComponent(segments[i + 1]!) || null;
   } catch {
     return null;
+  }
+}
+
+/** A webhook's JSON body: what the route parsed, else the raw bytes parsed here; undefined when it is not JSON. */
+export function bodyJson(req: InboundRequest): unknown {
+  if (req.json !== undefined) return req.json;
+  if (!req.rawBody.length) return undefined;
+  try {
+    return JSON.parse(req.rawBody.toString('utf8'));
+  } catch {
+    return undefined;
   }
 }

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { accountIdFromPath, apiBase, callProvider, failure, failureFromStatus, isCallFailure, isHttpUrl, retryAfterMs, safeEqual, type CallFailure, type ProviderResponse } from '../http.js';
+import { accountIdFromPath, apiBase, bodyJson, callProvider, failure, failureFromStatus, isCallFailure, isHttpUrl, retryAfterMs, safeEqual, type CallFailure, type ProviderResponse } from '../http.js';
 import type {
   AccountProblem,
   ChannelAdapter,
@@ -418,14 +418,7 @@ function parse(req: InboundRequest, account: ProviderAccount): InboundItem[] {
 }
 
 function body(req: InboundRequest): WebhookBody | undefined {
-  let json = req.json;
-  if (json === undefined && req.rawBody.length) {
-    try {
-      json = JSON.parse(req.rawBody.toString('utf8'));
-    } catch {
-      return undefined;
-    }
-  }
+  const json = bodyJson(req);
   return json && typeof json === 'object' ? (json as WebhookBody) : undefined;
 }
 

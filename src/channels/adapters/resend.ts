@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { accountIdFromPath, apiBase, callProvider, failure, failureFromStatus, isCallFailure, safeEqual, type ProviderResponse } from '../http.js';
+import { accountIdFromPath, apiBase, bodyJson, callProvider, failure, failureFromStatus, isCallFailure, safeEqual, type ProviderResponse } from '../http.js';
 import { isEmailAddress, parseMailbox, safeHeaders } from '../email-compose.js';
 import type { AccountProblem, ChannelAdapter, InboundAdapter, InboundItem, InboundRequest, InboundStatus, OutgoingMessage, ProviderAccount, SendContext, SendResult } from '../types.js';
 
@@ -164,14 +164,7 @@ function rapportId(tags: NonNullable<ResendEvent['data']>['tags']): string | und
 }
 
 function parse(req: InboundRequest): InboundItem[] {
-  let event = req.json as ResendEvent | undefined;
-  if (event === undefined) {
-    try {
-      event = JSON.parse(req.rawBody.toString('utf8')) as ResendEvent;
-    } catch {
-      return [];
-    }
-  }
+  const event = bodyJson(req) as ResendEvent | undefined;
   const data = event?.data;
   if (!event || typeof event !== 'object' || !data?.email_id || typeof event.type !== 'string') return [];
   const at = new Date(event.created_at ?? data.created_at ?? Date.now());

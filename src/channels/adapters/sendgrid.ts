@@ -1,5 +1,5 @@
 import { createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
-import { accountIdFromPath, apiBase, callProvider, failure, failureFromStatus, isCallFailure, type ProviderResponse } from '../http.js';
+import { accountIdFromPath, apiBase, bodyJson, callProvider, failure, failureFromStatus, isCallFailure, type ProviderResponse } from '../http.js';
 import { isEmailAddress, parseMailbox, safeHeaders } from '../email-compose.js';
 import type { AccountProblem, ChannelAdapter, InboundAdapter, InboundItem, InboundRequest, InboundStatus, OutgoingMessage, ProviderAccount, SendContext, SendResult } from '../types.js';
 
@@ -219,14 +219,7 @@ function statusOf(e: SendgridEvent): InboundStatus | null {
 }
 
 function parse(req: InboundRequest): InboundItem[] {
-  let events: unknown = req.json;
-  if (events === undefined) {
-    try {
-      events = JSON.parse(req.rawBody.toString('utf8'));
-    } catch {
-      return [];
-    }
-  }
+  const events = bodyJson(req);
   if (!Array.isArray(events)) return [];
   const items: InboundItem[] = [];
   for (const e of events) {

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { accountIdFromPath, apiBase, callProvider, failure, failureFromStatus, isCallFailure, safeEqual } from '../http.js';
+import { accountIdFromPath, apiBase, bodyJson, callProvider, failure, failureFromStatus, isCallFailure, safeEqual } from '../http.js';
 import type {
   AccountProblem,
   ChannelAdapter,
@@ -303,17 +303,8 @@ function replyPayload(structured: Record<string, unknown> | undefined): string |
   return typeof structured.intent === 'string' ? structured.intent : JSON.stringify(structured);
 }
 
-function jsonOf(req: InboundRequest): unknown {
-  if (req.json !== undefined) return req.json;
-  try {
-    return JSON.parse(req.rawBody.toString('utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
 function parse(req: InboundRequest, account: ProviderAccount): InboundItem[] {
-  const m = plainObject(plainObject(jsonOf(req))?.message);
+  const m = plainObject(plainObject(bodyJson(req))?.message);
   const call = plainObject(m?.call);
   const callId = str(call?.id);
   if (!m || !call || !callId) return [];

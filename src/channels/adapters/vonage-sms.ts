@@ -1,5 +1,5 @@
 import { createHash, createHmac } from 'node:crypto';
-import { accountIdFromPath, apiBase, basicAuth, callProvider, failure, failureFromStatus, isCallFailure, isHttpUrl, retryAfterMs, safeEqual, type CallFailure, type ProviderResponse } from '../http.js';
+import { accountIdFromPath, apiBase, basicAuth, bodyJson, callProvider, failure, failureFromStatus, isCallFailure, isHttpUrl, retryAfterMs, safeEqual, type CallFailure, type ProviderResponse } from '../http.js';
 import type {
   AccountProblem,
   ChannelAdapter,
@@ -269,14 +269,7 @@ function parseStatus(w: Webhook, at: Date): InboundStatus | null {
 }
 
 function webhook(req: InboundRequest): Webhook | undefined {
-  let json = req.json;
-  if (json === undefined && req.rawBody.length) {
-    try {
-      json = JSON.parse(req.rawBody.toString('utf8'));
-    } catch {
-      return undefined;
-    }
-  }
+  const json = bodyJson(req);
   return json && typeof json === 'object' && !Array.isArray(json) ? (json as Webhook) : undefined;
 }
 

@@ -68,6 +68,7 @@ const TENANT_TABLES = [
   'campaign_occurrences',
   'campaign_recipients',
   'review_tasks',
+  'synthesized_messages',
 ];
 
 /** Tables without a tenant_id column, reached through the rows they belong to. */
@@ -208,6 +209,7 @@ const cases = (fx: Fixture): Record<string, Case> => ({
   'POST /v1/campaigns/{id}/resume': { url: `/v1/campaigns/${fx.campaignId}/resume`, status: [404] },
   'POST /v1/campaigns/{id}/stop': { url: `/v1/campaigns/${fx.campaignId}/stop`, status: [404] },
   'GET /v1/campaigns/{id}/recipients': { url: `/v1/campaigns/${fx.campaignId}/recipients?format=csv`, status: [404] },
+  'GET /v1/campaigns/{id}/runs': { url: `/v1/campaigns/${fx.campaignId}/runs`, status: [404] },
 });
 
 let api: TestApi;
@@ -297,6 +299,11 @@ beforeAll(async () => {
     },
     'test',
     new Date(),
+  );
+  await api.db.query(
+    `insert into synthesized_messages (message_id, tenant_id, campaign_id, contact_id, source, items, elements, personalization_score, pulse_week, created_at)
+     values ($1, $2, $3, $4, 'composer', $5, '{first_name}', 0.5, '2026-W10', now())`,
+    [messageId, a.id, campaign.body.id, contact.body.id, JSON.stringify([{ id: knowledge.body.id, title: 'Wholesale' }])],
   );
   fx = {
     contactId: contact.body.id,

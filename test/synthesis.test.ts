@@ -176,4 +176,54 @@ describe('message synthesis', () => {
     expect(short.status).toBe(400);
     expect(short.body.error.fields).toEqual([expect.objectContaining({ field: 'max_length', message: expect.stringMatching(/at least 73 /) })]);
   });
+
+  it("ends the message with the tenant's own opt-out footer, which must name an opt-out keyword", async () => {
+    const settings = (body: object) => call(composerOnly, a, 'PATCH', '/v1/tenant', { settings: body });
+    try {
+      const mine = 'Text STOP to leave Greenhouse offers.';
+      const set = await settings({ opt_out_footer: { en: mine, es: 'Responde BAJA para salir.' } });
+      expect(set.status).toBe(200);
+      expect(set.body.settings.opt_out_footer).toEqual({ en: mine, es: 'Responde BAJA para salir.' });
+      const r = await preview(composerOnly);
+      expect(r.status).toBe(200);
+      expect(r.body.text.endsWith(`The Greenhouse team\n\n${mine}`)).toBe(true);
+      expect(r.body.text).not.toContain(FOOTER);
+      // The model is told the footer's length and its answer gets this footer too.
+      llm.reply(GOOD);
+      const model = await preview(withModel);
+      expect(model.body).toMatchObject({ source: 'llm', text: `${GOOD}\n\n${mine}` });
+      expect(llm.requests[0]!.messages[0]!.content).toContain(`under ${480 - 2 - mine.length} characters`);
+      // Another tenant keeps the built-in line.
+      const bruno = await call(composerOnly, b, 'POST', '/v1/contacts', { name: 'Bea', phone: '+14155550199' });
+      expect((await call(composerOnly, b, 'POST', '/v1/synthesis/preview', { contact_id: bruno.body.id, channel: 'sms', cta: CTA })).body.text.endsWith(FOOTER)).toBe(true);
+
+      // Refused, naming the language: no keyword, a keyword in lower case, too long, two lines. Nothing changes.
+      const noStop = await settings({ opt_out_footer: { en: 'Tap the link in your profile to opt out.', es: 'Responde BAJA para salir.' } });
+      expect(noStop.status).toBe(400);
+      expect(noStop.body.error.fields).toEqual([
+        expect.objectContaining({ field: 'settings.opt_out_footer.en', message: expect.stringContaining("must name one of the tenant's opt-out keywords in capitals") }),
+      ]);
+      expect((await settings({ opt_out_footer: { de: 'Antworte stopp zum Abmelden.' } })).body.error.fields[0].field).toBe('settings.opt_out_footer.de');
+      const long = await settings({ opt_out_footer: { en: `Reply STOP to opt out. ${'x'.repeat(100)}` } });
+      expect(long.status).toBe(400);
+      expect(long.body.error.fields).toEqual([expect.objectContaining({ field: 'settings.opt_out_footer.en', message: expect.stringMatching(/120/) })]);
+      expect((await settings({ opt_out_footer: { en: 'Reply STOP\nto opt out.' } })).body.error.fields[0].field).toBe('settings.opt_out_footer.en');
+      expect((await settings({ opt_out_footer: { EN: 'Reply STOP to opt out.' } })).status).toBe(400);
+      expect((await call(composerOnly, a, 'GET', '/v1/tenant')).body.settings.opt_out_footer.en).toBe(mine);
+      const admin = { id: '', key: 'test-admin-token-0123456789' };
+      const newTenant = (footer: string) => call(composerOnly, admin, 'POST', '/v1/tenants', { name: 'New', settings: { opt_out_footer: { pt: footer } } });
+      expect((await newTenant('Responda com um emoji para sair.')).body.error.fields[0].field).toBe('settings.opt_out_footer.pt');
+      expect((await newTenant('Responda SAIR para sair.')).status).toBe(201);
+
+      // The tenant's own keywords count: one it added, not one it switched off.
+      expect((await call(composerOnly, a, 'PUT', '/v1/keywords/salir', { action: 'opt_out', language: 'es' })).status).toBeLessThan(300);
+      expect((await settings({ opt_out_footer: { es: 'Responde SALIR para salir.' } })).status).toBe(200);
+      expect((await call(composerOnly, a, 'PUT', '/v1/keywords/stop', { action: 'none' })).status).toBeLessThan(300);
+      expect((await settings({ opt_out_footer: { en: mine } })).body.error.fields[0].field).toBe('settings.opt_out_footer.en');
+    } finally {
+      await call(composerOnly, a, 'DELETE', '/v1/keywords/salir');
+      await call(composerOnly, a, 'DELETE', '/v1/keywords/stop');
+      expect((await settings({})).status).toBe(200);
+    }
+  });
 });

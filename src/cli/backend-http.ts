@@ -10,7 +10,8 @@ import type { SandboxReplyOutcome } from '../engine/sandbox-reply.js';
 import type { ApiKeyRow } from '../store/apikeys.js';
 import { JourneyProblemsError, type JourneySummary } from '../store/journeys.js';
 import type { TemplateRow } from '../store/templates.js';
-import { apiKeySummary, journeyListItem, tenantSummary, type Backend } from './backend.js';
+import type { CampaignDetail, CampaignItem, RecipientItem } from './backend.js';
+import { apiKeySummary, campaignItem, journeyListItem, recipientItem, tenantSummary, type Backend } from './backend.js';
 import { CliError } from './context.js';
 
 export interface ServerHolder {
@@ -29,10 +30,9 @@ const BODY_BUDGET = Math.floor(BULK_BODY_LIMIT * 0.9);
 export function httpBackend(server: ServerHolder): Backend {
   const where = `the Rapport server at ${server.url} (pid ${server.pid})`;
 
-  const call = async <T>(method: string, path: string, opts: { tenant?: string; body?: string } = {}): Promise<T> => {
-    let res: Response;
+  const request = async (method: string, path: string, opts: { tenant?: string; body?: string } = {}): Promise<Response> => {
     try {
-      res = await fetch(server.url + path, {
+      return await fetch(server.url + path, {
         method,
         headers: {
           authorization: `Bearer ${server.adminToken}`,
@@ -48,8 +48,10 @@ export function httpBackend(server: ServerHolder): Backend {
           'If it is shutting down, wait for it to stop and run this again.',
       );
     }
-    const text = await res.text();
-    if (res.ok) return JSON.parse(text) as T;
+  };
+
+  /** The error a refusal stands for, as the database backend would throw it. */
+  const refusal = (res: Response, text: string, method: string, path: string): Error => {
     let error: ApiErrorBody['error'] | undefined;
     try {
       error = (JSON.parse(text) as ApiErrorBody).error;
@@ -57,15 +59,32 @@ export function httpBackend(server: ServerHolder): Backend {
       /* not one of Rapport's error bodies */
     }
     const message = error?.message ?? `${res.status} ${res.statusText}`;
-    if (res.status === 404 && / not found$/.test(message)) throw new NotFoundError(message.replace(/ not found$/, ''));
-    if (res.status === 400 && error?.fields?.length) throw new InputError(error.fields.map(({ field, message: m }) => ({ field, message: m })));
-    if (res.status === 409) throw new ConflictError(message, error?.fields?.[0]?.field);
+    if (res.status === 404 && / not found$/.test(message)) return new NotFoundError(message.replace(/ not found$/, ''));
+    if (res.status === 400 && error?.fields?.length) return new InputError(error.fields.map(({ field, message: m }) => ({ field, message: m })));
+    if (res.status === 409) return new ConflictError(message, error?.fields?.[0]?.field);
     if (res.status === 422 && error?.fields?.length) {
-      throw new JourneyProblemsError(error.fields.map(({ field, message: m }) => ({ field, message: m, ...nodeOf(m) })));
+      return new JourneyProblemsError(error.fields.map(({ field, message: m }) => ({ field, message: m, ...nodeOf(m) })));
     }
-    if (res.status === 401) throw new CliError(`${where} refused the admin token in its lock file (${message}). Restart the server, or stop it and run this again.`);
-    throw new CliError(`${where} answered ${method} ${path} with ${res.status}: ${message}`);
+    if (res.status === 401) return new CliError(`${where} refused the admin token in its lock file (${message}). Restart the server, or stop it and run this again.`);
+    return new CliError(`${where} answered ${method} ${path} with ${res.status}: ${message}`);
   };
+
+  const call = async <T>(method: string, path: string, opts: { tenant?: string; body?: string } = {}): Promise<T> => {
+    const res = await request(method, path, opts);
+    const text = await res.text();
+    if (res.ok) return JSON.parse(text) as T;
+    throw refusal(res, text, method, path);
+  };
+
+  /** A response body as it arrives, for exports that should not sit in memory whole. */
+  async function* stream(path: string, tenant: string): AsyncGenerator<string> {
+    const res = await request('GET', path, { tenant });
+    if (!res.ok || !res.body) throw refusal(res, await res.text(), 'GET', path);
+    const decoder = new TextDecoder();
+    for await (const chunk of res.body) yield decoder.decode(chunk, { stream: true });
+    const rest = decoder.decode();
+    if (rest) yield rest;
+  }
 
   const sendBulk = async (tenantId: string, rows: ContactFields[], bodies: string[]): Promise<RowOutcome[]> => {
     try {
@@ -174,6 +193,26 @@ export function httpBackend(server: ServerHolder): Backend {
     },
     async sandboxReply(tenantId, input) {
       return call<SandboxReplyOutcome>('POST', '/v1/sandbox/replies', { tenant: tenantId, body: JSON.stringify(input) });
+    },
+    async listCampaigns(tenantId, status) {
+      return (await all<CampaignItem>(`/v1/campaigns${status ? `?status=${status}` : ''}`, tenantId)).map(campaignItem);
+    },
+    async createCampaign(tenantId, body) {
+      return campaignItem(await call<CampaignItem>('POST', '/v1/campaigns', { tenant: tenantId, body: JSON.stringify(body) }));
+    },
+    async getCampaign(tenantId, campaignId) {
+      return campaignItem(await call<CampaignDetail>('GET', `/v1/campaigns/${encodeURIComponent(campaignId)}`, { tenant: tenantId }));
+    },
+    async changeCampaign(tenantId, campaignId, action) {
+      return campaignItem(await call<CampaignItem>('POST', `/v1/campaigns/${encodeURIComponent(campaignId)}/${action}`, { tenant: tenantId }));
+    },
+    async campaignRecipients(tenantId, campaignId, f) {
+      const query = new URLSearchParams({ ...(f.state ? { state: f.state } : {}), ...(f.limit ? { limit: String(f.limit) } : {}), ...(f.cursor ? { cursor: f.cursor } : {}) });
+      const page = await call<{ data: RecipientItem[]; next_cursor: string | null }>('GET', `/v1/campaigns/${encodeURIComponent(campaignId)}/recipients?${query}`, { tenant: tenantId });
+      return { data: page.data.map(recipientItem), next_cursor: page.next_cursor };
+    },
+    campaignRecipientsCsv(tenantId, campaignId, state) {
+      return stream(`/v1/campaigns/${encodeURIComponent(campaignId)}/recipients?format=csv${state ? `&state=${state}` : ''}`, tenantId);
     },
     async close() {},
   };

@@ -1,4 +1,10 @@
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormats from 'ajv-formats';
+import { jsonPointerToField } from '../api/errors.js';
+import { CampaignInput as CampaignInputSchema } from '../api/schemas/campaigns.js';
+import type { CampaignStatus } from '../core/campaign.js';
 import type { ContactFields } from '../core/contact.js';
+import { InputError, type FieldProblem } from '../core/errors.js';
 import type { RowOutcome } from '../core/identity.js';
 import type { Tenant, TenantSettings } from '../core/tenant.js';
 import { loadConfig } from '../config.js';
@@ -6,6 +12,18 @@ import { systemClock } from '../engine/clock.js';
 import { simulateReply, type SandboxReplyInput, type SandboxReplyOutcome } from '../engine/sandbox-reply.js';
 import { openStore } from '../server.js';
 import { createApiKey, listApiKeys, revokeApiKey, type ApiKeyRow } from '../store/apikeys.js';
+import {
+  allRecipients,
+  campaignTotals,
+  changeCampaignStatus,
+  createCampaign,
+  getCampaign,
+  listCampaigns,
+  listRecipients,
+  type CampaignInput,
+  type RecipientRow,
+  type RecipientState,
+} from '../store/campaigns.js';
 import { upsertContacts } from '../store/contacts.js';
 import { createJourney, listJourneys, patchJourney, publishJourney, type JourneyStatus, type JourneySummary } from '../store/journeys.js';
 import { listTemplates } from '../store/templates.js';
@@ -44,6 +62,21 @@ export interface Backend {
   templateNames(tenantId: string): Promise<string[]>;
   /** Records a simulated reply as a real one would be; InputError, NotFoundError or ConflictError when refused. */
   sandboxReply(tenantId: string, input: SandboxReplyInput): Promise<SandboxReplyOutcome>;
+  /** Every campaign of the tenant in id order; with `status`, those in it. */
+  listCampaigns(tenantId: string, status?: CampaignStatus): Promise<CampaignItem[]>;
+  /** Creates a draft from a POST /v1/campaigns body; InputError naming its fields, ConflictError naming `name`. */
+  createCampaign(tenantId: string, body: unknown): Promise<CampaignItem>;
+  /** The campaign with its totals; NotFoundError('campaign') when the tenant has none with that id. */
+  getCampaign(tenantId: string, campaignId: string): Promise<CampaignDetail>;
+  /** start, pause, resume or stop; ConflictError naming `status` (or `action.journey_id`) when refused. */
+  changeCampaign(tenantId: string, campaignId: string, action: CampaignLifecycleAction): Promise<CampaignItem>;
+  /** One page of recipients in contact order, as GET /v1/campaigns/{id}/recipients pages them. */
+  campaignRecipients(tenantId: string, campaignId: string, f: { state?: RecipientState; limit?: number; cursor?: string }): Promise<{ data: RecipientItem[]; next_cursor: string | null }>;
+  /**
+   * Every recipient as CSV, header first, in the API's columns (?format=csv), as chunks of text
+   * to write as they come. NotFoundError for an unknown campaign comes before the first chunk.
+   */
+  campaignRecipientsCsv(tenantId: string, campaignId: string, state?: RecipientState): AsyncIterable<string>;
   close(): Promise<void>;
 }
 
@@ -55,6 +88,53 @@ export interface JourneyListItem {
   open_enrollments: number;
   published_at: string | null;
   updated_at: string;
+}
+
+export type CampaignLifecycleAction = 'start' | 'pause' | 'resume' | 'stop';
+
+/**
+ * A campaign as the API shows it, times as ISO strings. Fields beyond these (a schedule's new
+ * kinds, say) pass through as the store or the server gives them.
+ */
+export interface CampaignItem {
+  id: string;
+  name: string;
+  description: string | null;
+  type: string;
+  status: CampaignStatus;
+  audience: Record<string, unknown>;
+  action: Record<string, unknown>;
+  schedule: Record<string, unknown>;
+  throttle: Record<string, unknown>;
+  next_run_at: string | null;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  paused_at: string | null;
+  completed_at: string | null;
+  cancelled_at: string | null;
+}
+
+export interface CampaignDetail extends CampaignItem {
+  /** Recipients in each state now, and in all (`recipients`). */
+  totals: Record<string, number>;
+}
+
+/** One recipient as the API's JSON lists it. */
+export interface RecipientItem {
+  contact_id: string;
+  external_id: string | null;
+  name: string | null;
+  occurrence_key: string;
+  state: RecipientState;
+  detail: string | null;
+  reason: string | null;
+  message_id: string | null;
+  enrollment_id: string | null;
+  sent_at: string | null;
+  delivered_at: string | null;
+  replied_at: string | null;
+  created_at: string;
 }
 
 export interface NewTenantInput {
@@ -92,6 +172,87 @@ export function apiKeySummary(k: Pick<ApiKeyRow, 'id' | 'name' | 'prefix'> & { c
 
 export function journeyListItem(j: Pick<JourneySummary, 'id' | 'name' | 'status' | 'version' | 'open_enrollments'> & { published_at: Date | string | null; updated_at: Date | string }): JourneyListItem {
   return { id: j.id, name: j.name, status: j.status, version: j.version, open_enrollments: j.open_enrollments, published_at: iso(j.published_at), updated_at: iso(j.updated_at)! };
+}
+
+const CAMPAIGN_TIMES = ['next_run_at', 'created_at', 'updated_at', 'started_at', 'paused_at', 'completed_at', 'cancelled_at'] as const;
+
+export function campaignItem<T extends { [K in (typeof CAMPAIGN_TIMES)[number]]: Date | string | null }>(c: T): CampaignItem & Omit<T, keyof CampaignItem> {
+  const out: Record<string, unknown> = { ...c };
+  for (const k of CAMPAIGN_TIMES) out[k] = iso(c[k]);
+  return out as CampaignItem & Omit<T, keyof CampaignItem>;
+}
+
+export function recipientItem(r: Omit<RecipientItem, 'sent_at' | 'delivered_at' | 'replied_at' | 'created_at'> & Record<'sent_at' | 'delivered_at' | 'replied_at', Date | string | null> & { created_at: Date | string }): RecipientItem {
+  return {
+    contact_id: r.contact_id,
+    external_id: r.external_id,
+    name: r.name,
+    occurrence_key: r.occurrence_key,
+    state: r.state,
+    detail: r.detail,
+    reason: r.reason,
+    message_id: r.message_id,
+    enrollment_id: r.enrollment_id,
+    sent_at: iso(r.sent_at),
+    delivered_at: iso(r.delivered_at),
+    replied_at: iso(r.replied_at),
+    created_at: iso(r.created_at)!,
+  };
+}
+
+/** The columns of GET /v1/campaigns/{id}/recipients?format=csv, in its order (test/cli-campaigns.test.ts holds the two equal). */
+export const RECIPIENT_CSV_COLUMNS = [
+  'contact_id',
+  'external_id',
+  'name',
+  'phone',
+  'email',
+  'occurrence_key',
+  'state',
+  'detail',
+  'reason',
+  'message_id',
+  'enrollment_id',
+  'sent_at',
+  'delivered_at',
+  'replied_at',
+] as const satisfies readonly (keyof RecipientRow)[];
+
+function csvField(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  const s = v instanceof Date ? v.toISOString() : String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/**
+ * A campaign body checked as the API checks it: the route's own schema, with its validator's
+ * options (types coerced, defaults filled in, every problem reported), so a file refused here
+ * would be refused by a server, naming the same fields.
+ */
+let campaignShape: ValidateFunction | undefined;
+function checkCampaignBody(body: unknown): CampaignInput {
+  if (!campaignShape) {
+    const ajv = new Ajv({ removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true });
+    addFormats.default(ajv);
+    campaignShape = ajv.compile(CampaignInputSchema);
+  }
+  if (campaignShape(body)) return body as CampaignInput;
+  const all = campaignShape.errors ?? [];
+  // A union adds a summary after the branch errors; the specific ones say more.
+  const specific = all.filter((e) => e.keyword !== 'anyOf' && e.keyword !== 'oneOf');
+  const problems: FieldProblem[] = [];
+  for (const e of specific.length ? specific : all) {
+    let field = jsonPointerToField(e.instancePath);
+    const under = (name: string) => (field ? `${field}.${name}` : name);
+    let message = e.message ?? 'is invalid';
+    if (e.keyword === 'required') [field, message] = [under(String(e.params.missingProperty)), 'is required'];
+    else if (e.keyword === 'additionalProperties') [field, message] = [under(String(e.params.additionalProperty)), 'is not a known field'];
+    else if (e.keyword === 'enum') message = `must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+    else if (e.keyword === 'anyOf' || e.keyword === 'oneOf') message = 'does not match any allowed shape';
+    field ||= 'body';
+    if (!problems.some((p) => p.field === field && p.message === message)) problems.push({ field, message });
+  }
+  throw new InputError(problems);
 }
 
 /** Audit log actor for changes made by the CLI on the database itself. */
@@ -162,6 +323,43 @@ export function localBackend(db: Db, where: string, release: () => void = () => 
     async sandboxReply(tenantId, input) {
       await getTenant(db, tenantId);
       return simulateReply(db, tenantId, input, systemClock.now());
+    },
+    async listCampaigns(tenantId, status) {
+      await getTenant(db, tenantId);
+      const all: CampaignItem[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await listCampaigns(db, tenantId, { limit: 1000, cursor, status });
+        all.push(...page.data.map(campaignItem));
+        cursor = page.next_cursor ?? undefined;
+      } while (cursor);
+      return all;
+    },
+    async createCampaign(tenantId, body) {
+      await getTenant(db, tenantId);
+      return campaignItem(await createCampaign(db, tenantId, checkCampaignBody(body), ACTOR, systemClock.now()));
+    },
+    async getCampaign(tenantId, campaignId) {
+      await getTenant(db, tenantId);
+      const c = await getCampaign(db, tenantId, campaignId);
+      return { ...campaignItem(c), totals: await campaignTotals(db, tenantId, c.id) };
+    },
+    async changeCampaign(tenantId, campaignId, action) {
+      await getTenant(db, tenantId);
+      return campaignItem(await changeCampaignStatus(db, tenantId, campaignId, action, ACTOR, systemClock.now()));
+    },
+    async campaignRecipients(tenantId, campaignId, f) {
+      await getTenant(db, tenantId);
+      const page = await listRecipients(db, tenantId, campaignId, f);
+      return { data: page.data.map(recipientItem), next_cursor: page.next_cursor };
+    },
+    async *campaignRecipientsCsv(tenantId, campaignId, state) {
+      await getTenant(db, tenantId);
+      await getCampaign(db, tenantId, campaignId);
+      yield `${RECIPIENT_CSV_COLUMNS.join(',')}\r\n`;
+      for await (const page of allRecipients(db, tenantId, campaignId, state)) {
+        if (page.length) yield page.map((r) => `${RECIPIENT_CSV_COLUMNS.map((c) => csvField(r[c])).join(',')}\r\n`).join('');
+      }
     },
     async close() {
       try {

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { registerApiKey } from './commands/apikey.js';
+import { registerCampaigns } from './commands/campaigns.js';
 import { registerContacts } from './commands/contacts.js';
 import { registerJourneys } from './commands/journeys.js';
 import { registerMigrate } from './commands/migrate.js';
@@ -27,6 +28,7 @@ export async function main(argv: string[], ctx: CliContext = processContext()): 
   registerApiKey(program, ctx);
   registerContacts(program, ctx);
   registerJourneys(program, ctx);
+  registerCampaigns(program, ctx);
   registerWorker(program, ctx);
   registerSimulate(program, ctx);
   registerSandbox(program, ctx);

@@ -1,10 +1,11 @@
 import { Type, type Static } from 'typebox';
 import type { FieldProblem } from './errors.js';
 import { literals, SendContent } from './journey/definition.js';
+import { PulseSpec, pulseProblems } from './pulse.js';
 
 /**
- * A campaign sends one thing to one audience once (or, soon, on a schedule): a message on a
- * channel, or an enrollment into a journey. Its lifecycle:
+ * A campaign sends one thing to one audience, once or on a recurring schedule
+ * (core/campaign-schedule.ts): a message on a channel, or an enrollment into a journey. Its lifecycle:
  *
  *   draft ──start──▶ scheduled ──(runner: first occurrence due)──▶ running ──(runner: audience written)──▶ completed
  *                        │  ▲                                        │  ▲
@@ -56,14 +57,22 @@ export const CampaignActionSpec = Type.Object(
   {
     send: Type.Optional(CampaignSend),
     journey_id: Type.Optional(Type.String({ format: 'uuid', description: "enrol each recipient into the journey's live version" })),
+    pulse: Type.Optional(PulseSpec),
   },
-  { ...strict, description: 'exactly one of send, journey_id' },
+  { ...strict, description: 'exactly one of send, journey_id, pulse (the last only with type pulse)' },
 );
 export type CampaignActionSpec = Static<typeof CampaignActionSpec>;
 
 export const CampaignSchedule = Type.Object(
-  { at: Type.Optional(Type.String({ format: 'date-time', description: 'when to fire; absent: as soon as it is started' })) },
-  { ...strict, description: 'recurring (cron) and recipient-local schedules are coming; see docs/campaigns.md' },
+  {
+    at: Type.Optional(Type.String({ format: 'date-time', description: 'once, at this instant; with no field at all, as soon as it is started' })),
+    local_at: Type.Optional(Type.String({ description: "once, at this wall-clock time in each recipient's zone: YYYY-MM-DDTHH:mm, no offset" })),
+    cron: Type.Optional(Type.String({ minLength: 9, maxLength: 100, description: 'recurring: minute hour day-of-month month day-of-week, e.g. "0 9 * * 1" for Mondays at 09:00' })),
+    zone: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: "the IANA zone the cron is read in; default the tenant's" })),
+    recipient_local: Type.Optional(Type.Boolean({ description: "read the cron in each recipient's zone instead (Monday 09:00 wherever they are)" })),
+    until: Type.Optional(Type.String({ format: 'date-time', description: 'a recurring campaign starts no occurrence after this and then completes' })),
+  },
+  { ...strict, description: 'at most one of at, local_at, cron (docs/campaigns.md, "Schedules")' },
 );
 export type CampaignSchedule = Static<typeof CampaignSchedule>;
 
@@ -76,16 +85,25 @@ export type CampaignThrottle = Static<typeof CampaignThrottle>;
 export const CampaignType = literals(CAMPAIGN_TYPES);
 export const CampaignStatus = literals(CAMPAIGN_STATUSES);
 
-/** What the body schemas cannot say: which alternatives go together. Problems name the field by its path. */
-export function campaignProblems(c: { audience?: CampaignAudience; action?: CampaignActionSpec }): FieldProblem[] {
+/**
+ * What the body schemas cannot say: which alternatives go together. Problems name the field by
+ * its path. A pulse may leave its audience empty ({}): every contact, narrowed by the pulse's own
+ * targeting (core/pulse.ts).
+ */
+export function campaignProblems(c: { type?: CampaignType; audience?: CampaignAudience; action?: CampaignActionSpec }): FieldProblem[] {
   const problems: FieldProblem[] = [];
   if (c.audience) {
     const given = (['segment_id', 'definition', 'contact_ids'] as const).filter((k) => c.audience![k] !== undefined);
-    if (given.length !== 1) problems.push({ field: 'audience', message: `give exactly one of segment_id, definition, contact_ids${given.length ? ` (got ${given.join(', ')})` : ''}` });
+    const everyone = given.length === 0 && c.action?.pulse !== undefined;
+    if (given.length !== 1 && !everyone) problems.push({ field: 'audience', message: `give exactly one of segment_id, definition, contact_ids${given.length ? ` (got ${given.join(', ')})` : ' (only a pulse may leave it out)'}` });
   }
   if (c.action) {
-    const given = (['send', 'journey_id'] as const).filter((k) => c.action![k] !== undefined);
-    if (given.length !== 1) problems.push({ field: 'action', message: 'give exactly one of send, journey_id' });
+    const given = (['send', 'journey_id', 'pulse'] as const).filter((k) => c.action![k] !== undefined);
+    if (given.length !== 1) problems.push({ field: 'action', message: 'give exactly one of send, journey_id, pulse' });
+    if (c.action.pulse) {
+      if (c.type !== undefined && c.type !== 'pulse') problems.push({ field: 'action.pulse', message: `belongs to a campaign of type pulse, not ${c.type}` });
+      problems.push(...pulseProblems(c.action.pulse));
+    }
     const send = c.action.send;
     if (send) {
       const k = send.content;

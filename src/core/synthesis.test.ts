@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { defaultKeywordTable, normalizeKeyword, withTenantRules } from './keywords.js';
 import { buildPrompt, charLength, checkAnswer, composeDeterministic, minimumLength, optOutFooter, personalProfile, withFooter, type SynthesisInput } from './synthesis.js';
+import { footerKeywords, optOutFooterProblems } from './tenant.js';
 
 const base = (over: Partial<SynthesisInput> = {}): SynthesisInput => ({
   contact: {
@@ -62,6 +64,45 @@ describe('composeDeterministic', () => {
     expect(m.text).not.toContain('STOP');
     expect(optOutFooter('whatsapp', true, 'es-MX')).toBe('Responde STOP para darte de baja.');
     expect(optOutFooter('sms', false, 'en')).toBeNull();
+  });
+
+  it("uses the tenant's footer for the language, else the built-in one, else the tenant's English one", () => {
+    const mine = { en: 'Text STOP to quit Acme texts.', pt: 'Envie SAIR para sair.' };
+    expect(optOutFooter('sms', true, 'pt-BR', mine)).toBe('Envie SAIR para sair.');
+    expect(optOutFooter('whatsapp', true, 'en-GB', mine)).toBe('Text STOP to quit Acme texts.');
+    expect(optOutFooter('sms', true, 'es', mine)).toBe('Responde STOP para darte de baja.');
+    expect(optOutFooter('sms', true, 'ja', mine)).toBe('Text STOP to quit Acme texts.');
+    expect(optOutFooter('sms', true, 'ja', { es: 'Envía BAJA para salir.' })).toBe('Reply STOP to opt out.');
+    expect(optOutFooter('sms', true, 'es', null)).toBe('Responde STOP para darte de baja.');
+    expect(optOutFooter('email', true, 'en', mine)).toBeNull();
+    expect(optOutFooter('sms', false, 'pt', mine)).toBeNull();
+  });
+
+  it("accepts a footer only when it names one of the tenant's opt-out keywords in capitals", () => {
+    const table = defaultKeywordTable();
+    expect(footerKeywords('Reply STOP to opt out.', table)).toEqual(['stop']);
+    expect(footerKeywords('Responda SAIR ou PARE para sair.', table)).toEqual(['sair', 'pare']);
+    expect(footerKeywords('Antworte mit „STOPP“.', table)).toEqual(['stopp']);
+    expect(footerKeywords('Text STOP ALL to leave every list.', table)).toEqual(['stop', 'stop all']);
+    expect(footerKeywords('Reply DON\u2019T TEXT ME and we stop.', table)).toEqual(['dont text me']);
+    expect(footerKeywords('संदेश रोकने के लिए मत भेजो लिखें', table)).toEqual(['मत भेजो'].map(normalizeKeyword));
+    // Opt-out words that tell no one what to send.
+    for (const text of ['Reply stop to opt out.', 'Click the link to opt out.', 'Offers end Friday; cancel any time.', 'Reply Stop to opt out.', 'Reply HELP for help.']) {
+      expect(footerKeywords(text, table), text).toEqual([]);
+    }
+
+    expect(optOutFooterProblems({ en: 'Reply STOP to opt out.', es: 'Envía BAJA para salir.' }, table)).toEqual([]);
+    expect(optOutFooterProblems({ en: 'Tap the link to opt out.', de: 'Antworte STOPP.' }, table)).toEqual([
+      { field: 'settings.opt_out_footer.en', message: 'must name one of the tenant\'s opt-out keywords in capitals, as a contact would send it (e.g. "Reply STOP to opt out.")' },
+    ]);
+    // A tenant that switched STOP off, and added SALIR, is held to its own table.
+    const own = withTenantRules(table, [
+      { phrase: 'stop', action: 'none', source: 'tenant' },
+      { phrase: 'salir', action: 'opt_out', source: 'tenant' },
+    ]);
+    expect(optOutFooterProblems({ en: 'Reply STOP to opt out.', es: 'Responde SALIR para salir.' }, own).map((p) => p.field)).toEqual(['settings.opt_out_footer.en']);
+    expect(optOutFooterProblems({ en: 'Reply STOP to opt out.' }, own)[0]!.message).toContain('(e.g. "Reply STOPALL to opt out.")');
+    expect(optOutFooterProblems(undefined, table)).toEqual([]);
   });
 
   it('reads interests from `topics` and purchases from `purchase_history` when the main names are absent', () => {

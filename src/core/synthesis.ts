@@ -104,10 +104,15 @@ const FOOTERS: Record<string, string> = {
   pt: 'Responda STOP para sair.',
 };
 
-/** The opt-out footer for a message, or null when the channel and purpose need none. */
-export function optOutFooter(channel: SynthesisChannel, marketing: boolean, language: string): string | null {
+/**
+ * The opt-out footer for a message, or null when the channel and purpose need none. `tenant` is
+ * the tenant's own table (settings.opt_out_footer): its line for the language, else the built-in
+ * one for the language, else the tenant's English line, else the built-in English one.
+ */
+export function optOutFooter(channel: SynthesisChannel, marketing: boolean, language: string, tenant?: Readonly<Record<string, string>> | null): string | null {
   if (!footerRequired(channel, marketing)) return null;
-  return FOOTERS[baseLanguage(language)] ?? FOOTERS.en!;
+  const base = baseLanguage(language);
+  return tenant?.[base] ?? FOOTERS[base] ?? tenant?.en ?? FOOTERS.en!;
 }
 
 export function baseLanguage(tag: string | null | undefined): string {

@@ -1,4 +1,6 @@
 import { Type, type Static } from 'typebox';
+import type { FieldProblem } from './errors.js';
+import { normalizeKeyword, type KeywordTable } from './keywords.js';
 
 const LocalTime = Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$', description: 'local time of day, HH:MM (24-hour)' });
 
@@ -56,6 +58,22 @@ export const WhatsappKeepAlive = Type.Object(
 );
 export type WhatsappKeepAlive = Static<typeof WhatsappKeepAlive>;
 
+/** The longest opt-out footer a tenant may set: one line that still leaves room for the message. */
+export const MAX_OPT_OUT_FOOTER = 120;
+
+export const OptOutFooters = Type.Record(
+  Type.String({ pattern: '^[a-z]{2,3}$' }),
+  // One line, nothing around it: the footer is matched at the very end of a message.
+  Type.String({ minLength: 1, maxLength: MAX_OPT_OUT_FOOTER, pattern: '^\\S(.*\\S)?$' }),
+  {
+    additionalProperties: false,
+    maxProperties: 50,
+    description:
+      'the opt-out line ending marketing SMS and WhatsApp messages, by language code (en, es, pt…; pt serves pt-BR), e.g. {"en": "Reply STOP to opt out."}; each names one of the tenant\'s opt-out keywords in capitals. Languages left out get the built-in line.',
+  },
+);
+export type OptOutFooters = Static<typeof OptOutFooters>;
+
 export const TenantSettings = Type.Object(
   {
     default_country: Type.Optional(Type.String({ pattern: '^[A-Z]{2}$', description: 'ISO country assumed for phone numbers without a + prefix' })),
@@ -84,6 +102,7 @@ export const TenantSettings = Type.Object(
     synthesis_review: Type.Optional(
       Type.Boolean({ description: 'synthesized messages wait for a person to approve, edit or reject them before they are sent (default false; docs/synthesis.md)' }),
     ),
+    opt_out_footer: Type.Optional(OptOutFooters),
     unsubscribe_mailto: Type.Optional(
       Type.String({
         maxLength: 320,
@@ -110,4 +129,42 @@ export interface Tenant {
   settings: TenantSettings;
   created_at: Date;
   updated_at: Date;
+}
+
+const APOSTROPHE = "'\u2018\u2019\u02bc`\u00b4";
+const WORDS = new RegExp(`[^\\p{L}\\p{M}\\p{N}${APOSTROPHE}]+`, 'u');
+
+/** A word written as a keyword is shown to be typed: in capitals, or in a script without case. */
+function written(word: string): boolean {
+  return /\p{L}/u.test(word) && word === word.toUpperCase();
+}
+
+/**
+ * The opt-out keywords a footer tells the contact to send: runs of words in capitals (or in a
+ * script without case) that the tenant's keyword table treats as opt-out, e.g. STOP in "Reply STOP
+ * to opt out." Lower-case words do not count: "Click to opt out" or "offers end soon" hold opt-out
+ * words but tell no one what to send.
+ */
+export function footerKeywords(footer: string, keywords: KeywordTable): string[] {
+  const words = footer.split(WORDS).filter(Boolean);
+  const found: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    for (let j = i; j < words.length && written(words[j]!); j++) {
+      const phrase = normalizeKeyword(words.slice(i, j + 1).join(' '));
+      if (keywords.rules.get(phrase)?.action === 'opt_out' && !found.includes(phrase)) found.push(phrase);
+    }
+  }
+  return found;
+}
+
+/** Footers that name none of the tenant's opt-out keywords, each a problem naming `settings.opt_out_footer.<lang>`. */
+export function optOutFooterProblems(footers: OptOutFooters | undefined, keywords: KeywordTable): FieldProblem[] {
+  if (!footers) return [];
+  const example = keywords.rules.get('stop')?.action === 'opt_out' ? 'stop' : [...keywords.rules.values()].find((r) => r.action === 'opt_out')?.phrase;
+  return Object.entries(footers)
+    .filter(([, text]) => !footerKeywords(text, keywords).length)
+    .map(([language]) => ({
+      field: `settings.opt_out_footer.${language}`,
+      message: `must name one of the tenant's opt-out keywords in capitals, as a contact would send it${example ? ` (e.g. "Reply ${example.toUpperCase()} to opt out.")` : ''}`,
+    }));
 }

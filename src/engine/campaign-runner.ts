@@ -1,12 +1,17 @@
-import type { CampaignActionSpec, CampaignAudience, CampaignThrottle } from '../core/campaign.js';
+import { LOCAL_GRACE_MS, nextOccurrence, occurrenceAt, wallInZone } from '../core/campaign-schedule.js';
+import type { CampaignActionSpec, CampaignAudience, CampaignSchedule, CampaignThrottle } from '../core/campaign.js';
 import type { Reentry } from '../core/journey/definition.js';
 import { addressFor } from '../core/policy.js';
+import { pulseTargeting } from '../core/pulse.js';
+import type { SegmentCondition } from '../core/segment.js';
+import { resolveZone } from '../core/zone.js';
 import { encodeCursor } from '../store/contact-search.js';
 import { CONTACT_COLUMNS, type ContactRow } from '../store/contacts.js';
 import type { Db, Queryable } from '../store/db.js';
 import { enrollContacts, notifyWork } from '../store/enrollments.js';
 import { newId } from '../store/ids.js';
 import { segmentMembers } from '../store/segments.js';
+import { pulseListMembers, pulseSegmentMembers, writePulseBatch } from './pulse.js';
 
 /**
  * Fires campaigns and writes their audiences, from every worker loop. A sweep does three things:
@@ -42,10 +47,11 @@ export interface CampaignSweep {
   more: boolean;
 }
 
-interface Claimed {
+export interface Claimed {
   id: string;
   tenant_id: string;
   campaign_id: string;
+  scheduled_for: Date;
   after: string | null;
   written: number;
   pace_from: Date;
@@ -54,6 +60,9 @@ interface Claimed {
   audience: CampaignAudience;
   action: CampaignActionSpec;
   throttle: CampaignThrottle;
+  /** A recipient-local occurrence's wall time; null otherwise. */
+  local_at: string | null;
+  time_zone: string;
 }
 
 /** One sweep at `now`; see the top of this file. */
@@ -93,25 +102,34 @@ export async function runCampaigns(db: Db, now: Date, opts: { batchSize?: number
 
 async function startDueOccurrences(db: Db, now: Date): Promise<number> {
   return db.transaction(async (tx) => {
-    const { rows } = await tx.query<{ id: string; tenant_id: string; next_run_at: Date }>(
-      `select id, tenant_id, next_run_at from campaigns where next_run_at <= $1 and status in ('scheduled', 'running')
-        order by next_run_at limit ${MAX_STARTS_PER_SWEEP} for update skip locked`,
+    const { rows } = await tx.query<{ id: string; tenant_id: string; next_run_at: Date; next_local: string | null; schedule: CampaignSchedule; time_zone: string }>(
+      `select c.id, c.tenant_id, c.next_run_at, c.next_local, c.schedule, t.time_zone
+         from campaigns c join tenants t on t.id = c.tenant_id
+        where c.next_run_at <= $1 and c.status in ('scheduled', 'running')
+        order by c.next_run_at limit ${MAX_STARTS_PER_SWEEP} for update of c skip locked`,
       [now],
     );
     if (!rows.length) return 0;
-    const occurrences = rows.map((c) => ({ id: newId(), tenant_id: c.tenant_id, campaign_id: c.id, key: new Date(c.next_run_at).toISOString(), scheduled_for: c.next_run_at }));
+    const due = rows.map((c) => {
+      const occurrence = occurrenceAt(c.schedule, new Date(c.next_run_at), c.next_local);
+      // A recurring schedule's next tick is set in the same transaction, so no sweep can see the
+      // campaign due again for the tick it is starting.
+      const next = nextOccurrence(c.schedule, c.time_zone, occurrence, now);
+      return { c, occurrence, next };
+    });
+    const occurrences = due.map(({ c, occurrence: o }) => ({ id: newId(), tenant_id: c.tenant_id, campaign_id: c.id, key: o.key, scheduled_for: o.start, local_at: o.local }));
     const { rowCount } = await tx.query(
-      `insert into campaign_occurrences (id, tenant_id, campaign_id, occurrence_key, scheduled_for, status, pace_from, started_at)
-       select x.id, x.tenant_id, x.campaign_id, x.key, x.scheduled_for, 'running', $2, $2
-         from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, campaign_id uuid, key text, scheduled_for timestamptz)
+      `insert into campaign_occurrences (id, tenant_id, campaign_id, occurrence_key, scheduled_for, local_at, status, pace_from, started_at)
+       select x.id, x.tenant_id, x.campaign_id, x.key, x.scheduled_for, x.local_at, 'running', $2, $2
+         from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, campaign_id uuid, key text, scheduled_for timestamptz, local_at text)
        on conflict (campaign_id, occurrence_key) do nothing`,
       [JSON.stringify(occurrences), now],
     );
-    // A one-off campaign has no next occurrence; recurring schedules will compute theirs here.
-    await tx.query(`update campaigns set status = 'running', next_run_at = null, started_at = coalesce(started_at, $2), updated_at = $2 where id = any($1::uuid[])`, [
-      rows.map((r) => r.id),
-      now,
-    ]);
+    await tx.query(
+      `update campaigns c set status = 'running', next_run_at = x.next_run_at, next_local = x.next_local, started_at = coalesce(c.started_at, $2), updated_at = $2
+         from jsonb_to_recordset($1::jsonb) as x(id uuid, next_run_at timestamptz, next_local text) where c.id = x.id`,
+      [JSON.stringify(due.map(({ c, next }) => ({ id: c.id, next_run_at: next?.start ?? null, next_local: next?.local ?? null }))), now],
+    );
     return rowCount;
   });
 }
@@ -119,37 +137,75 @@ async function startDueOccurrences(db: Db, now: Date): Promise<number> {
 /** Writes the next batch of one running occurrence; null when none is waiting (or all are locked). */
 async function writeNextBatch(tx: Queryable, now: Date, batchSize: number): Promise<number | null> {
   const { rows } = await tx.query<Claimed>(
-    `select o.id, o.tenant_id, o.campaign_id, o.after, o.written, o.pace_from, o.paced, o.started_at, c.audience, c.action, c.throttle
-       from campaign_occurrences o join campaigns c on c.id = o.campaign_id
+    `select o.id, o.tenant_id, o.campaign_id, o.scheduled_for, o.after, o.written, o.pace_from, o.paced, o.started_at, c.audience, c.action, c.throttle, o.local_at, t.time_zone
+       from campaign_occurrences o join campaigns c on c.id = o.campaign_id join tenants t on t.id = o.tenant_id
       where o.status = 'running' and not o.audience_done and c.status = 'running'
       order by o.started_at limit 1 for update of o skip locked`,
   );
   const o = rows[0];
   if (!o) return null;
-  const { members, done } = await nextMembers(tx, o, batchSize);
+  const { members: all, done } = await nextMembers(tx, o, batchSize);
+  // Recipient-local: each member is due at the occurrence's wall time in their own zone, and one
+  // whose time had gone by when the occurrence started is skipped rather than sent hours late.
+  const local = o.local_at ? localDueTimes(o, all) : null;
+  const members = local ? all.filter((c) => !local.late.has(c.id)) : all;
   const due = (j: number) => {
+    let at = now;
     const perMinute = o.throttle.per_minute;
-    if (!perMinute) return now;
-    const at = new Date(new Date(o.pace_from).getTime() + Math.floor((o.paced + j) / perMinute) * 60_000);
-    return at > now ? at : now;
+    if (perMinute) {
+      const paced = new Date(new Date(o.pace_from).getTime() + Math.floor((o.paced + j) / perMinute) * 60_000);
+      if (paced > at) at = paced;
+    }
+    const mine = local?.due.get(members[j]!.id);
+    return mine && mine > at ? mine : at;
   };
+  if (local?.late.size) {
+    const late = all.filter((c) => local.late.has(c.id));
+    await insertRecipients(
+      tx,
+      o,
+      late.map((c, k) => ({ contact_id: c.id, seq: o.written + members.length + k, message_id: null, enrollment_id: null, outcome: 'skipped' as const, reason: 'local_time_passed' })),
+      now,
+    );
+  }
+  let sendsUntil = now;
+  for (let j = 0; j < members.length; j++) {
+    const at = due(j);
+    if (at > sendsUntil) sendsUntil = at;
+  }
   if (members.length) {
     if (o.action.send) await queueMessages(tx, o, members, due, now);
+    else if (o.action.pulse) await writePulseBatch(tx, o, members, due, now);
     else await enrolMembers(tx, o, members, due, now);
     await notifyWork(tx);
   }
   await tx.query(
-    `update campaign_occurrences set after = coalesce($2, after), written = written + $3, paced = paced + $3, audience_done = $4,
+    `update campaign_occurrences set after = coalesce($2, after), written = written + $3, paced = paced + $6, audience_done = $4,
             sends_until = greatest(sends_until, $5::timestamptz)
       where id = $1`,
-    [o.id, members.length ? members[members.length - 1]!.id : null, members.length, done, members.length ? due(members.length - 1) : now],
+    [o.id, all.length ? all[all.length - 1]!.id : null, all.length, done, sendsUntil, members.length],
   );
-  return members.length;
+  return all.length;
+}
+
+/** Each member's due time at the occurrence's wall time in their zone, and who is too late for it. */
+function localDueTimes(o: Claimed, members: ContactRow[]): { due: Map<string, Date>; late: Set<string> } {
+  const due = new Map<string, Date>();
+  const late = new Set<string>();
+  const cutoff = new Date(o.started_at).getTime() - LOCAL_GRACE_MS;
+  for (const c of members) {
+    const at = wallInZone(o.local_at!, resolveZone(c, o.time_zone).zone);
+    if (at.getTime() < cutoff) late.add(c.id);
+    else due.set(c.id, at);
+  }
+  return { due, late };
 }
 
 /** The next members after the occurrence's cursor, in contact id order, and whether they are the last. */
 async function nextMembers(tx: Queryable, o: Claimed, limit: number): Promise<{ members: ContactRow[]; done: boolean }> {
   const a = o.audience;
+  const pulse = o.action.pulse;
+  if (a.contact_ids && pulse) return pulseListMembers(tx, o, pulse, a.contact_ids, limit);
   if (a.contact_ids) {
     const { rows } = await tx.query<ContactRow>(
       `select ${CONTACT_COLUMNS} from contacts where tenant_id = $1 and id = any($2::uuid[]) and ($3::uuid is null or id > $3) order by id limit $4`,
@@ -164,6 +220,8 @@ async function nextMembers(tx: Queryable, o: Claimed, limit: number): Promise<{ 
     if (!rows[0]) return { members: [], done: true };
     definition = rows[0].definition;
   }
+  // A pulse narrows its audience (without one, every contact) by its own targeting.
+  if (pulse) return pulseSegmentMembers(tx, o, pulseTargeting(pulse, definition as SegmentCondition | undefined), limit);
   // Judged as of the occurrence's start, so "no interaction in 180 days" means the same for the last batch as for the first.
   const page = await segmentMembers(tx, o.tenant_id, definition, new Date(o.started_at), { limit, cursor: o.after ? encodeCursor(o.after) : undefined });
   return { members: page.data, done: page.next_cursor === null };
@@ -244,7 +302,7 @@ async function enrolMembers(tx: Queryable, o: Claimed, members: ContactRow[], du
   );
 }
 
-interface RecipientInsert {
+export interface RecipientInsert {
   contact_id: string;
   seq: number;
   message_id: string | null;
@@ -253,7 +311,7 @@ interface RecipientInsert {
   reason: string | null;
 }
 
-async function insertRecipients(tx: Queryable, o: Claimed, rows: RecipientInsert[], now: Date): Promise<void> {
+export async function insertRecipients(tx: Queryable, o: Claimed, rows: RecipientInsert[], now: Date): Promise<void> {
   if (!rows.length) return;
   await tx.query(
     `insert into campaign_recipients (occurrence_id, tenant_id, campaign_id, contact_id, seq, message_id, enrollment_id, outcome, reason, created_at)

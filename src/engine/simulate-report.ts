@@ -7,7 +7,7 @@ import { REPLY_EVENT } from './triggers.js';
 /** The simulation's report, read back from its database once virtual time has run out. */
 
 /** Outcomes in the order a reader follows a node; anything else after them, alphabetically. */
-const OUTCOME_ORDER = ['queued', 'deferred', 'blocked', 'waiting', 'waited', 'event', 'reply', 'timeout', 'skipped', 'updated', 'emitted', 'calling_webhook', 'webhook_answered', 'webhook_failed', 'exit'];
+const OUTCOME_ORDER = ['queued', 'deferred', 'blocked', 'waiting', 'waited', 'event', 'reply', 'timeout', 'past', 'skipped', 'updated', 'emitted', 'calling_webhook', 'webhook_answered', 'webhook_failed', 'exit'];
 const END_ORDER = ['completed', 'converted', 'exited', 'cancelled', 'failed'];
 
 function orderedRecord(counts: Map<string, number>, order: readonly string[] = []): Record<string, number> {

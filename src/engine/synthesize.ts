@@ -131,7 +131,7 @@ async function synthesizeWithInput(db: Db, tenant: Tenant, contactId: string, op
     channel: opts.channel,
     max_length: opts.max_length ?? DEFAULT_MAX_LENGTH[opts.channel],
     cta: opts.cta,
-    footer: optOutFooter(opts.channel, opts.marketing ?? true, language),
+    footer: optOutFooter(opts.channel, opts.marketing ?? true, language, tenant.settings.opt_out_footer),
     language,
   };
   return { message: await draftMessage(input, deps.llm, (text) => otherContactsIn(db, tenant.id, contact, text)), input };

@@ -11,6 +11,7 @@ import {
   type CampaignThrottle,
   type CampaignType,
 } from '../core/campaign.js';
+import { firstOccurrence, isRecurring, nextOccurrence, occurrenceAt, PULSE_DEFAULT_SCHEDULE, scheduleProblems, type Occurrence } from '../core/campaign-schedule.js';
 import { ConflictError, InputError, NotFoundError } from '../core/errors.js';
 import { writeAudit } from './audit.js';
 import { pgErrorCode, UNIQUE_VIOLATION, type Db, type Queryable } from './db.js';
@@ -34,6 +35,8 @@ export interface CampaignRow {
   schedule: CampaignSchedule;
   throttle: CampaignThrottle;
   next_run_at: Date | null;
+  /** The wall-clock time of the next occurrence of a recipient-local schedule. */
+  next_local: string | null;
   created_at: Date;
   updated_at: Date;
   started_at: Date | null;
@@ -46,7 +49,8 @@ export interface CampaignInput {
   name: string;
   description?: string | null;
   type: CampaignType;
-  audience: CampaignAudience;
+  /** Absent (stored as {}) only for a pulse: every contact, narrowed by its targeting. */
+  audience?: CampaignAudience;
   action: CampaignActionSpec;
   schedule?: CampaignSchedule;
   throttle?: CampaignThrottle;
@@ -54,7 +58,7 @@ export interface CampaignInput {
 export type CampaignPatch = Partial<CampaignInput>;
 
 const COLUMNS =
-  'id, name, description, type, status, audience, action, schedule, throttle, next_run_at, created_at, updated_at, started_at, paused_at, completed_at, cancelled_at';
+  'id, name, description, type, status, audience, action, schedule, throttle, next_run_at, next_local, created_at, updated_at, started_at, paused_at, completed_at, cancelled_at';
 
 function nameTaken(err: unknown, name: string | undefined): never {
   if (pgErrorCode(err) === UNIQUE_VIOLATION) throw new ConflictError(`a campaign named ${JSON.stringify(name)} already exists`, 'name');
@@ -62,8 +66,13 @@ function nameTaken(err: unknown, name: string | undefined): never {
 }
 
 /** Checks the alternatives and that what the campaign names is the tenant's (400 naming the field). */
-async function checkReferences(db: Queryable, tenantId: string, c: { audience?: CampaignAudience; action?: CampaignActionSpec }, now: Date): Promise<void> {
-  const problems = campaignProblems(c);
+async function checkReferences(
+  db: Queryable,
+  tenantId: string,
+  c: { type?: CampaignType; audience?: CampaignAudience; action?: CampaignActionSpec; schedule?: CampaignSchedule },
+  now: Date,
+): Promise<void> {
+  const problems = [...campaignProblems(c), ...(c.schedule ? scheduleProblems(c.schedule, now) : [])];
   if (problems.length) throw new InputError(problems);
   if (c.audience?.segment_id) {
     const { rows } = await db.query('select 1 from segments where tenant_id = $1 and id = $2', [tenantId, c.audience.segment_id]);
@@ -84,7 +93,9 @@ async function checkReferences(db: Queryable, tenantId: string, c: { audience?: 
 }
 
 export async function createCampaign(db: Db, tenantId: string, input: CampaignInput, actor: string, now: Date): Promise<CampaignRow> {
-  await checkReferences(db, tenantId, input, now);
+  // A pulse with no schedule of its own goes out on Mondays at 09:00 in the tenant's zone.
+  if (input.type === 'pulse' && (!input.schedule || !Object.keys(input.schedule).length)) input = { ...input, schedule: PULSE_DEFAULT_SCHEDULE };
+  await checkReferences(db, tenantId, { ...input, audience: input.audience ?? {} }, now);
   return db
     .transaction(async (tx) => {
       const { rows } = await tx.query<CampaignRow>(
@@ -96,7 +107,7 @@ export async function createCampaign(db: Db, tenantId: string, input: CampaignIn
           input.name,
           input.description ?? null,
           input.type,
-          JSON.stringify(input.audience),
+          JSON.stringify(input.audience ?? {}),
           JSON.stringify(input.action),
           JSON.stringify(input.schedule ?? {}),
           JSON.stringify(input.throttle ?? {}),
@@ -147,12 +158,15 @@ export async function patchCampaign(db: Db, tenantId: string, id: string, patch:
     .transaction(async (tx) => {
       const c = await getCampaign(tx, tenantId, id, true);
       if (!editable(c.status)) throw wrongStatus(c, 'it can be changed', ['draft', 'scheduled']);
-      await checkReferences(tx, tenantId, patch, now);
+      // Type, audience and action as they will be stored: a pulse action, type pulse and an empty audience go together.
+      await checkReferences(tx, tenantId, { ...patch, type: patch.type ?? c.type, audience: patch.audience ?? c.audience, action: patch.action ?? c.action }, now);
       const schedule = patch.schedule ?? c.schedule;
+      const first = c.status === 'scheduled' ? await firstRun(tx, tenantId, schedule, now) : null;
       const { rows } = await tx.query<CampaignRow>(
         `update campaigns set name = coalesce($3, name), description = case when $4::boolean then $5 else description end, type = coalesce($6, type),
                 audience = coalesce($7::jsonb, audience), action = coalesce($8::jsonb, action), schedule = $9, throttle = coalesce($10::jsonb, throttle),
-                next_run_at = case when status = 'scheduled' then $11::timestamptz else next_run_at end, updated_at = $12
+                next_run_at = case when status = 'scheduled' then $11::timestamptz else next_run_at end,
+                next_local = case when status = 'scheduled' then $13 else next_local end, updated_at = $12
           where tenant_id = $1 and id = $2 returning ${COLUMNS}`,
         [
           tenantId,
@@ -165,8 +179,9 @@ export async function patchCampaign(db: Db, tenantId: string, id: string, patch:
           patch.action ? JSON.stringify(patch.action) : null,
           JSON.stringify(schedule),
           patch.throttle ? JSON.stringify(patch.throttle) : null,
-          firstRun(schedule, now),
+          first?.start ?? null,
           now,
+          first?.local ?? null,
         ],
       );
       await writeAudit(tx, { tenantId, actor, action: 'campaign.updated', entityType: 'campaign', entityId: id, data: { fields: Object.keys(patch) } });
@@ -188,8 +203,16 @@ export async function deleteCampaign(db: Db, tenantId: string, id: string, actor
   });
 }
 
-function firstRun(schedule: CampaignSchedule, now: Date): Date {
-  return schedule.at ? new Date(schedule.at) : now;
+async function tenantZone(db: Queryable, tenantId: string): Promise<string> {
+  const { rows } = await db.query<{ time_zone: string }>('select time_zone from tenants where id = $1', [tenantId]);
+  return rows[0]?.time_zone ?? 'UTC';
+}
+
+/** The schedule's first occurrence from `now`; 409 naming schedule.until when it has none left. */
+async function firstRun(db: Queryable, tenantId: string, schedule: CampaignSchedule, now: Date): Promise<Occurrence> {
+  const first = firstOccurrence(schedule, await tenantZone(db, tenantId), now);
+  if (!first) throw new ConflictError('the schedule has no occurrence left before its until', 'schedule.until');
+  return first;
 }
 
 /** The messages of the campaign that wait in the outbox (status queued), with their recipients' order. */
@@ -210,7 +233,7 @@ export async function changeCampaignStatus(db: Db, tenantId: string, id: string,
   return db.transaction(async (tx) => {
     const c = await getCampaign(tx, tenantId, id, true);
     const to = nextStatus(c.status, action, c.started_at !== null);
-    if (!to) throw wrongStatus(c, `it can be ${action === 'stop' ? 'stopped' : `${action}d`}`, allowedFrom(action));
+    if (!to) throw wrongStatus(c, `it can be ${action === 'stop' ? 'stopped' : action === 'start' ? 'started' : `${action}d`}`, allowedFrom(action));
     if (action === 'start') {
       await checkReferences(tx, tenantId, c, now);
       if (c.action.journey_id) {
@@ -226,7 +249,8 @@ export async function changeCampaignStatus(db: Db, tenantId: string, id: string,
     } else if (action === 'resume') {
       const perMinute = c.throttle.per_minute ?? null;
       const { rows: held } = await tx.query<{ occurrence_id: string; n: string }>(
-        `with q as (select id, occurrence_id, row_number() over (partition by occurrence_id order by seq) - 1 as i from (${QUEUED_OF_CAMPAIGN}) x),
+        // A message waiting for its review stays held: the reviewer's decision releases it (store/reviews.ts).
+        `with q as (select id, occurrence_id, row_number() over (partition by occurrence_id order by seq) - 1 as i from (${QUEUED_OF_CAMPAIGN} and not (m.content ? 'review')) x),
               u as (update messages m set due_at = $3::timestamptz + case when $4::int is null then interval '0' else floor(q.i / $4::int) * interval '1 minute' end, updated_at = $3
                       from q where m.id = q.id and m.status = 'queued' returning q.occurrence_id)
          select occurrence_id, count(*) as n from u group by occurrence_id`,
@@ -259,13 +283,24 @@ export async function changeCampaignStatus(db: Db, tenantId: string, id: string,
         ]);
       }
     }
+    // What next_run_at becomes: the first occurrence on start; none on stop; on resume of a
+    // recurring campaign whose tick passed while it was paused, the next tick from now (a missed
+    // Monday is not sent on Wednesday). Otherwise it stays.
+    let next: { start: Date | null; local: string | null } | undefined;
+    if (action === 'start') next = await firstRun(tx, tenantId, c.schedule, now);
+    else if (action === 'stop') next = { start: null, local: null };
+    else if (action === 'resume' && isRecurring(c.schedule) && c.next_run_at && c.next_run_at < now) {
+      const zone = await tenantZone(tx, tenantId);
+      next = nextOccurrence(c.schedule, zone, occurrenceAt(c.schedule, c.next_run_at, c.next_local), now) ?? { start: null, local: null };
+    }
     const { rows } = await tx.query<CampaignRow>(
       `update campaigns set status = $3, updated_at = $4,
-              next_run_at = case when $5 = 'start' then $6::timestamptz when $5 = 'stop' then null else next_run_at end,
+              next_run_at = case when $6::boolean then $7::timestamptz else next_run_at end,
+              next_local = case when $6::boolean then $8 else next_local end,
               paused_at = case when $5 = 'pause' then $4 else paused_at end,
               cancelled_at = case when $5 = 'stop' then $4 else cancelled_at end
         where tenant_id = $1 and id = $2 returning ${COLUMNS}`,
-      [tenantId, id, to, now, action, firstRun(c.schedule, now)],
+      [tenantId, id, to, now, action, next !== undefined, next?.start ?? null, next?.local ?? null],
     );
     if (action === 'start') await notifyWork(tx);
     await writeAudit(tx, { tenantId, actor, action: `campaign.${action}`, entityType: 'campaign', entityId: id, data: { from: c.status, to } });
@@ -313,7 +348,7 @@ const RANK = `array['answered', 'clicked', 'opened', 'delivered', 'sent', 'queue
  * converted when the journey converted it, else the best of the messages the journey sent it,
  * else pending while it runs (failed if it failed).
  */
-const RECIPIENTS = `
+export const RECIPIENTS = `
   select r.contact_id, r.occurrence_id, o.occurrence_key, r.seq, r.message_id, r.enrollment_id, r.outcome, r.reason, r.created_at,
          k.external_id, k.name, k.phone, k.email,
          coalesce(m.status, e.status) as detail, m.sent_at, m.delivered_at, m.replied_at,

@@ -1,8 +1,9 @@
 import { ConflictError, InputError, NotFoundError } from '../core/errors.js';
 import { checkAnswer, type AnswerProblem, type CallToAction, type SynthesisChannel } from '../core/synthesis.js';
-import { writeAudit } from './audit.js';
+import { writeAudit, writeAuditBatch } from './audit.js';
 import { decodeCursor, encodeCursor } from './contact-search.js';
 import type { Db, Queryable } from './db.js';
+import { notifyWork } from './enrollments.js';
 import { newId } from './ids.js';
 
 /**
@@ -66,23 +67,34 @@ export interface NewReviewTask {
 const COLUMNS = 'id, contact_id, channel, draft, final, sources, rules, subject, status, decided_by, decided_at, reason, created_at';
 
 export async function createReviewTask(db: Db, tenantId: string, input: NewReviewTask, actor: string, now: Date): Promise<ReviewTask> {
-  return db.transaction(async (tx) => {
-    const { rows } = await tx.query<ReviewTask>(
-      `insert into review_tasks (id, tenant_id, contact_id, channel, draft, sources, rules, subject, created_at)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning ${COLUMNS}`,
-      [newId(), tenantId, input.contact_id, input.channel, input.draft, JSON.stringify(input.sources), JSON.stringify(input.rules), JSON.stringify(input.subject ?? {}), now],
-    );
-    const task = rows[0]!;
-    await writeAudit(tx, {
+  return db.transaction(async (tx) => (await insertReviewTasks(tx, tenantId, [{ ...input, id: newId() }], actor, now))[0]!);
+}
+
+/**
+ * Many tasks in two statements, inside the caller's transaction: a pulse batch holds its
+ * messages for review in the same transaction that queues them.
+ */
+export async function insertReviewTasks(tx: Queryable, tenantId: string, inputs: (NewReviewTask & { id: string })[], actor: string, now: Date): Promise<ReviewTask[]> {
+  if (!inputs.length) return [];
+  const { rows } = await tx.query<ReviewTask>(
+    `insert into review_tasks (id, tenant_id, contact_id, channel, draft, sources, rules, subject, created_at)
+     select x.id, $1, x.contact_id, x.channel, x.draft, x.sources, x.rules, x.subject, $3
+       from jsonb_to_recordset($2::jsonb) as x(id uuid, contact_id uuid, channel text, draft text, sources jsonb, rules jsonb, subject jsonb)
+     returning ${COLUMNS}`,
+    [tenantId, JSON.stringify(inputs.map((i) => ({ ...i, subject: i.subject ?? {} }))), now],
+  );
+  await writeAuditBatch(
+    tx,
+    rows.map((task) => ({
       tenantId,
       actor,
       action: 'review.created',
       entityType: 'review_task',
       entityId: task.id,
       data: { contact_id: task.contact_id, channel: task.channel, source: task.sources.source, items: task.sources.items_used.map((i) => i.id), subject: task.subject },
-    });
-    return task;
-  });
+    })),
+  );
+  return rows;
 }
 
 export async function getReviewTask(db: Queryable, tenantId: string, id: string): Promise<ReviewTask> {
@@ -152,6 +164,7 @@ async function decide(db: Db, tenantId: string, id: string, d: Decision, actor: 
       [tenantId, id, d.status, final, reason, actor, now],
     );
     const row = updated.rows[0]!;
+    await settleHeldMessage(tx, tenantId, row, now);
     await writeAudit(tx, {
       tenantId,
       actor,
@@ -162,6 +175,36 @@ async function decide(db: Db, tenantId: string, id: string, d: Decision, actor: 
     });
     return row;
   });
+}
+
+/**
+ * The message a task holds, when its subject names one (a pulse writes it queued with no due
+ * time and `content.review`): approved or edited, it falls due now with the final text in
+ * `vars.synthesis.text`, word for word (or, while its campaign is paused, stays held for resume
+ * to release); rejected, it is cancelled with the reason "review rejected". A message that left
+ * the queue meanwhile (an opt-out or a stop cancelled it) is left as it is.
+ */
+async function settleHeldMessage(tx: Queryable, tenantId: string, task: ReviewTask, now: Date): Promise<void> {
+  const id = task.subject.message_id;
+  if (!id) return;
+  const held = `m.tenant_id = $1 and m.id = $2 and m.status = 'queued' and m.content->'review'->>'task_id' = $3`;
+  if (task.status === 'rejected') {
+    await tx.query(
+      `with u as (update messages m set status = 'cancelled', reason = 'review rejected', due_at = null, content = m.content - 'review', updated_at = $4
+                   where ${held} returning m.id)
+       insert into message_status (message_id, status, at, detail) select id, 'cancelled', $4, jsonb_build_object('reason', 'review rejected', 'review_task_id', $3::text) from u`,
+      [tenantId, id, task.id, now],
+    );
+    return;
+  }
+  const { rowCount } = await tx.query(
+    `update messages m set content = jsonb_set(m.content - 'review', '{vars,synthesis,text}', to_jsonb($5::text)), updated_at = $4,
+            due_at = case when exists (select 1 from campaign_recipients r join campaigns c on c.id = r.campaign_id where r.message_id = m.id and c.status = 'paused')
+                          then null else $4::timestamptz end
+      where ${held}`,
+    [tenantId, id, task.id, now, task.final],
+  );
+  if (rowCount) await notifyWork(tx);
 }
 
 /** The draft is sent as it is. */

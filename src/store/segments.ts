@@ -116,10 +116,24 @@ export async function countSegment(db: Queryable, tenantId: string, definition: 
  * where paging with LIMIT over the unbounded predicate could make the planner rescan the tenant's
  * history for every page.
  */
-async function* windows(db: Queryable, tenantId: string, q: CompiledSegment, after: string | null, window: number, columns: string): AsyncGenerator<ContactRow[]> {
+async function* windows(
+  db: Queryable,
+  tenantId: string,
+  q: CompiledSegment,
+  after: string | null,
+  window: number,
+  columns: string,
+  want?: number,
+): AsyncGenerator<ContactRow[]> {
   let lo = after ?? BEFORE_ALL_IDS;
+  let judged = 0;
+  let found = 0;
   for (;;) {
-    const ids = (await db.query<{ id: string }>('select id from contacts where tenant_id = $1 and id > $2 order by id limit $3', [tenantId, lo, window])).rows.map((r) => r.id);
+    // Paging for `want` members, judge about as many contacts as the hit rate so far says it
+    // takes (all of them match, at first), not a whole window of which most would be judged again
+    // for the next page.
+    const size = want === undefined ? window : Math.min(window, Math.max(64, Math.ceil(((want - found) * 1.1) / Math.max(found / Math.max(judged, 1), judged ? 0.01 : 1))));
+    const ids = (await db.query<{ id: string }>('select id from contacts where tenant_id = $1 and id > $2 order by id limit $3', [tenantId, lo, size])).rows.map((r) => r.id);
     if (!ids.length) return;
     const params = [...q.params];
     params[1] = ids;
@@ -128,8 +142,10 @@ async function* windows(db: Queryable, tenantId: string, q: CompiledSegment, aft
       params[q.range.last] = ids[ids.length - 1];
     }
     const { rows } = await db.query<ContactRow>(`select ${columns} from contacts c where c.tenant_id = $1::uuid and c.id = any($2::uuid[]) and ${q.where} order by c.id`, params);
+    judged += ids.length;
+    found += rows.length;
     yield rows;
-    if (ids.length < window) return;
+    if (ids.length < size) return;
     lo = ids[ids.length - 1]!;
   }
 }
@@ -162,7 +178,7 @@ export async function segmentMembers(
   const q = await prepareSegment(db, tenantId, definition, now, true);
   const data: ContactRow[] = [];
   let more = false;
-  for await (const rows of windows(db, tenantId, q, opts.cursor ? decodeCursor(opts.cursor) : null, Math.max(MEMBER_WINDOW, limit + 1), CONTACT_COLUMNS_C)) {
+  for await (const rows of windows(db, tenantId, q, opts.cursor ? decodeCursor(opts.cursor) : null, Math.max(MEMBER_WINDOW, limit + 1), CONTACT_COLUMNS_C, limit + 1)) {
     data.push(...rows);
     if (data.length > limit) {
       more = true;

@@ -1,9 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import { NotFoundError } from '../core/errors.js';
-import { DEFAULT_QUIET_HOURS, DEFAULT_SEND_WINDOW, type BrandVoice, type FrequencyCap, type QuietHours, type SendWindow, type Tenant, type TenantSettings } from '../core/tenant.js';
+import { InputError, NotFoundError } from '../core/errors.js';
+import { defaultKeywordTable, type KeywordTable } from '../core/keywords.js';
+import {
+  DEFAULT_QUIET_HOURS,
+  DEFAULT_SEND_WINDOW,
+  optOutFooterProblems,
+  type BrandVoice,
+  type FrequencyCap,
+  type QuietHours,
+  type SendWindow,
+  type Tenant,
+  type TenantSettings,
+} from '../core/tenant.js';
 import { writeAudit } from './audit.js';
 import { createApiKey } from './apikeys.js';
 import type { Queryable } from './db.js';
+import { loadKeywordTable } from './keywords.js';
 
 export interface TenantPatch {
   name?: string;
@@ -18,7 +30,15 @@ export interface TenantPatch {
 const COLUMNS = 'id, name, time_zone, send_window, quiet_hours, frequency_caps, brand_voice, settings, created_at, updated_at';
 const JSON_FIELDS = ['send_window', 'quiet_hours', 'frequency_caps', 'brand_voice', 'settings'] as const;
 
+/** What the schema cannot check: each opt-out footer names one of the tenant's opt-out keywords (400 naming it). */
+async function checkSettings(settings: TenantSettings | undefined, keywords: () => KeywordTable | Promise<KeywordTable>): Promise<void> {
+  if (!settings?.opt_out_footer) return;
+  const problems = optOutFooterProblems(settings.opt_out_footer, await keywords());
+  if (problems.length) throw new InputError(problems);
+}
+
 export async function createTenant(db: Queryable, input: TenantPatch & { name: string }, actor = 'system'): Promise<Tenant> {
+  await checkSettings(input.settings, defaultKeywordTable);
   const id = randomUUID();
   const { rows } = await db.query<Tenant>(
     `insert into tenants (id, name, time_zone, send_window, quiet_hours, frequency_caps, brand_voice, settings)
@@ -51,6 +71,7 @@ export async function listTenants(db: Queryable): Promise<Tenant[]> {
 }
 
 export async function updateTenant(db: Queryable, id: string, patch: TenantPatch, actor: string): Promise<Tenant> {
+  await checkSettings(patch.settings, () => loadKeywordTable(db, id));
   const { rows } = await db.query<Tenant>(
     `update tenants set
        name = coalesce($2, name), time_zone = coalesce($3, time_zone),

@@ -14,7 +14,9 @@ import {
   type RecipientRow,
   type RecipientState,
 } from '../../store/campaigns.js';
+import { listCampaignRuns } from '../../store/campaign-runs.js';
 import type { RouteDeps } from '../app.js';
+import { CampaignRunsPage, CampaignRunsQuery } from '../schemas/campaign-runs.js';
 import { errors, IdParams, Page } from '../schemas/common.js';
 import { Campaign, CampaignInput, CampaignListQuery, CampaignPatch, CampaignWithTotals, Recipient, RecipientsQuery } from '../schemas/campaigns.js';
 
@@ -117,7 +119,7 @@ export const campaignRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, 
   );
 
   const lifecycle: [action: 'start' | 'pause' | 'resume' | 'stop', summary: string, description: string][] = [
-    ['start', 'Start a draft campaign', 'It becomes scheduled and fires at schedule.at, or at once without one. 409 naming status unless it is a draft; 409 naming action.journey_id unless its journey is active.'],
+    ['start', 'Start a draft campaign', 'It becomes scheduled and fires at its schedule\'s first occurrence (at once when it has none). 409 naming status unless it is a draft; 409 naming action.journey_id unless its journey is active.'],
     ['pause', 'Pause a scheduled or running campaign', 'No further recipients are written, and its messages still in the outbox are held until resume. 409 naming status otherwise.'],
     ['resume', 'Resume a paused campaign', 'Held messages are spaced again by the throttle from now, and the audience is written on from where it stopped. 409 naming status unless it is paused.'],
     ['stop', 'Stop a campaign for good', 'It becomes cancelled; its messages still in the outbox are cancelled. Enrollments already made stay in their journey. 409 naming status if it has completed or was cancelled.'],
@@ -129,6 +131,22 @@ export const campaignRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, 
       async (req) => changeCampaignStatus(db, req.auth.tenantId, req.params.id, action, req.auth.actor, clock.now()),
     );
   }
+
+  app.get(
+    '/campaigns/:id/runs',
+    {
+      schema: {
+        tags: ['campaigns'],
+        summary: 'Results per run: totals and delivery, read and response rates',
+        description:
+          'One row per occurrence, newest first: its recipients by state, and the delivery (delivered / sent), read (read / delivered) and response (replied within 48 hours of sending / delivered) rates of the messages it sent. A pulse adds the mean personalization score and, with a tone test, each arm and which leads; tone_test sums the test over every run.',
+        params: IdParams,
+        querystring: CampaignRunsQuery,
+        response: { 200: CampaignRunsPage, ...errors(400, 401, 404) },
+      },
+    },
+    async (req) => listCampaignRuns(db, req.auth.tenantId, req.params.id, req.query),
+  );
 
   app.get(
     '/campaigns/:id/recipients',

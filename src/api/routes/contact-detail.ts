@@ -19,7 +19,7 @@ export const contactDetailRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (
         tags: ['contacts'],
         summary: 'Erase a contact and everything held about them (GDPR erasure)',
         description:
-          'Deletes the contact, its consent ledger and its events. Suppressions of its addresses lose the address but keep blocking it. The audit log keeps an entry with counts only.',
+          "Deletes the contact and every row holding its data, in one transaction: consent ledger, events, messages with their status history, replies, conversations, enrollments with their steps, review tasks, campaign recipient rows (the campaigns' totals no longer count it). Suppressions of its addresses lose the address but keep blocking it. The audit log keeps an entry with counts only.",
         params: IdParams,
         response: { 200: Erasure, ...errors(401, 404) },
       },
@@ -33,6 +33,8 @@ export const contactDetailRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (
       schema: {
         tags: ['contacts'],
         summary: 'Everything held about a contact, as one document (GDPR access and portability)',
+        description:
+          'The contact, its consent records and state, events, messages (with their status history and, for synthesized ones, what they were built from), replies, conversations, enrollments with their steps, review tasks, campaign memberships, the suppressions of its addresses and the audit entries about it.',
         params: IdParams,
         response: { 200: ContactExport, ...errors(401, 404) },
       },

@@ -19,7 +19,7 @@ export const CampaignInput = Type.Object(
     name: Name,
     description: Description,
     type: CampaignType,
-    audience: CampaignAudience,
+    audience: Type.Optional(CampaignAudience),
     action: CampaignActionSpec,
     schedule: Type.Optional(CampaignSchedule),
     throttle: Type.Optional(CampaignThrottle),
@@ -58,6 +58,9 @@ const CampaignFields = {
   schedule: Type.Record(Type.String(), Type.Unknown()),
   throttle: Type.Record(Type.String(), Type.Unknown()),
   next_run_at: Type.Union([Timestamp, Type.Null()], { description: 'when the next occurrence starts' }),
+  next_local: Type.Union([Type.String(), Type.Null()], {
+    description: "for a recipient-local schedule, the wall-clock time of the next occurrence (it starts, at next_run_at, where that time comes first)",
+  }),
   created_at: Timestamp,
   updated_at: Timestamp,
   started_at: Type.Union([Timestamp, Type.Null()]),

@@ -218,8 +218,13 @@ export const WaitNode = Type.Object(
     on_event: Type.Optional(NodeId),
     on_reply: Type.Optional(NodeId),
     on_timeout: Type.Optional(NodeId),
+    on_past: Type.Optional(NodeId),
   },
-  { ...strict, description: 'exactly one of duration, until_time, until_date, until_event; until_event continues at on_event / on_reply / on_timeout, each defaulting to next' },
+  {
+    ...strict,
+    description:
+      'exactly one of duration, until_time, until_date, until_event; until_event continues at on_event / on_reply / on_timeout, each defaulting to next; until_date continues at on_past, when given, if its moment has already gone by or the attribute holds no date',
+  },
 );
 
 export const BranchNode = Type.Object(

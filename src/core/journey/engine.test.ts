@@ -113,6 +113,23 @@ describe('advance', () => {
     expect(trail(none)).toEqual(['w:skipped', 'remind:queued', 'remind:completed']);
   });
 
+  it('takes on_past when the date moment has already gone by or is missing, and waits as usual when it is ahead', () => {
+    const def: JourneyDefinition = {
+      entry: { api: true },
+      nodes: [
+        { id: 'w', type: 'wait', until_date: { attribute: 'renewal_date', offset: '-30d', time: '10:00' }, on_past: 'late', next: 'remind' },
+        { id: 'remind', type: 'send', channel: 'sms', content: { body: 'renewal in a month' } },
+        { id: 'late', type: 'exit' },
+      ],
+    };
+    // ada renews 2026-03-20: 30 days before is 2026-02-18, gone by on 2026-03-02.
+    expect(trail(advance(fresh(), env(def, '2026-03-02T15:00:00Z')))).toEqual(['w:past', 'late:exit', 'late:completed']);
+    expect(trail(advance(fresh(), env(def, '2026-03-02T15:00:00Z', { contact: { ...ada, attributes: {} } })))).toEqual(['w:skipped', 'late:exit', 'late:completed']);
+    const ahead = advance(fresh(), env(def, '2026-02-01T15:00:00Z'));
+    expect(trail(ahead)).toEqual(['w:waiting']);
+    expect(ahead.due_at?.toISOString()).toBe('2026-02-18T15:00:00.000Z');
+  });
+
   it('branches on attributes, tags and consent in order, falling back to the default', () => {
     const def: JourneyDefinition = {
       entry: { api: true },

@@ -323,7 +323,11 @@ function runWait(node: WaitNode, env: StepEnv, out: StepOutcome): Next {
     target = dateAttributeMoment(lookup(env.contact.attributes, a.attribute), a.offset, a.time, env.zone);
     if (target === null) {
       record(out, { node: node.id, outcome: 'skipped', detail: { reason: `attribute ${a.attribute} holds no date` } });
-      return node.next;
+      return node.on_past ?? node.next;
+    }
+    if (node.on_past !== undefined && target.getTime() < env.now.getTime()) {
+      record(out, { node: node.id, outcome: 'past', detail: { until: target.toISOString() } });
+      return node.on_past;
     }
   } else target = env.now;
   if (target.getTime() <= env.now.getTime()) {

@@ -192,7 +192,10 @@ function edges(nodes: JourneyNode[], index: Map<string, number>): { out: Edge[];
           if (n.until_event.events) to(n.on_event ?? n.next, `${at}.${n.on_event ? 'on_event' : 'next'}`);
           if (n.until_event.reply) to(n.on_reply ?? n.next, `${at}.${n.on_reply ? 'on_reply' : 'next'}`);
           to(n.on_timeout ?? n.next, `${at}.${n.on_timeout ? 'on_timeout' : 'next'}`);
-        } else to(n.next, `${at}.next`);
+        } else {
+          to(n.next, `${at}.next`);
+          if (n.on_past !== undefined) to(n.on_past, `${at}.on_past`);
+        }
         break;
       case 'branch':
         n.branches.forEach((b, k) => to(b.next, `${at}.branches[${k}].next`));

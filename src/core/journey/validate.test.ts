@@ -191,6 +191,13 @@ describe('checkDefinition: rules', () => {
     ]);
   });
 
+  it('takes on_past only on an until_date wait', () => {
+    expect(draft(journey([{ id: 'w', type: 'wait', duration: '1d', on_past: 'w' }]))).toEqual([{ field: 'nodes[0].on_past', node: 'w', message: 'is only used with until_date' }]);
+    expect(draft(journey([{ id: 'w', type: 'wait', until_date: { attribute: 'renewal_date' }, on_past: 'nowhere' }]))).toEqual([
+      { field: 'nodes[0].on_past', node: 'w', message: '"nowhere" names no node' },
+    ]);
+  });
+
   it('wants exactly one kind per action', () => {
     expect(draft(journey([{ id: 'a', type: 'action' }]))).toEqual([{ field: 'nodes[0]', node: 'a', message: 'needs one of update, webhook, emit' }]);
     expect(draft(journey([{ id: 'a', type: 'action', update: { add_tags: ['x'] }, emit: { event: 'e' } }]))).toEqual([

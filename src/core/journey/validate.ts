@@ -276,6 +276,7 @@ function nodeProblems(n: Json, at: string, id: string | undefined, push: Push, p
     const ue = n.until_event;
     if (ue === undefined) {
       for (const k of ['on_event', 'on_reply', 'on_timeout']) if (n[k] !== undefined) push(`${at}.${k}`, id, 'is only used with until_event; use next');
+      if (n.on_past !== undefined && n.until_date === undefined) push(`${at}.on_past`, id, 'is only used with until_date');
     } else if (isObject(ue)) {
       if (ue.events === undefined && ue.reply === undefined) push(`${at}.until_event`, id, 'needs events, reply or both: otherwise it only waits for the timeout (use duration)');
       if (n.on_event !== undefined && ue.events === undefined) push(`${at}.on_event`, id, 'is only used when until_event has events');
@@ -304,7 +305,7 @@ function nodeProblems(n: Json, at: string, id: string | undefined, push: Push, p
 /** Every node id a node refers to, with the field that holds it. */
 function targets(n: Json, at: string): [string, unknown][] {
   const out: [string, unknown][] = [];
-  for (const k of ['next', 'on_event', 'on_reply', 'on_timeout', 'on_blocked', 'default']) if (n[k] !== undefined) out.push([`${at}.${k}`, n[k]]);
+  for (const k of ['next', 'on_event', 'on_reply', 'on_timeout', 'on_past', 'on_blocked', 'default']) if (n[k] !== undefined) out.push([`${at}.${k}`, n[k]]);
   for (const list of ['branches', 'variants']) {
     const items = n[list];
     if (Array.isArray(items)) items.forEach((b, k) => isObject(b) && b.next !== undefined && out.push([`${at}.${list}[${k}].next`, b.next]));

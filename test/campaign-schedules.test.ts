@@ -1,0 +1,203 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { runCampaigns } from '../src/engine/campaign-runner.js';
+import { sandboxRegistry } from '../src/engine/providers.js';
+import { Worker } from '../src/engine/worker.js';
+import { createContact } from '../src/store/contacts.js';
+import { testApi, type TestApi, type TestTenant } from './helpers/api.js';
+import { allowAnyTime, grantAll } from './helpers/journeys.js';
+
+/** Recurring (cron in the tenant's zone) and recipient-local schedules, through the API and the runner. */
+
+let api: TestApi;
+let t: TestTenant;
+let providers: ReturnType<typeof sandboxRegistry>;
+let worker: Worker;
+const HOUR = 3_600_000;
+
+beforeAll(async () => {
+  api = await testApi();
+});
+afterAll(() => api.close());
+
+beforeEach(async () => {
+  t = await api.tenant(`Shop ${Math.random()}`);
+  await api.db.query(`update tenants set time_zone = 'America/New_York' where id = $1`, [t.id]);
+  await allowAnyTime(api.db, t.id);
+  providers = sandboxRegistry();
+  worker = new Worker({ db: api.db, clock: api.clock, providers });
+});
+
+let phoneSeq = 0;
+async function contacts(zones: (string | null)[]): Promise<string[]> {
+  const ids: string[] = [];
+  for (const time_zone of zones) {
+    const phone = `+4470000${String(10000 + phoneSeq++).padStart(5, '0')}`;
+    ids.push((await createContact(api.db, t.id, { phone, name: `C${phoneSeq}`, time_zone: time_zone ?? undefined }, {}, api.clock.now())).id);
+  }
+  await grantAll(api.db, t.id, ids, ['sms']);
+  return ids;
+}
+
+async function create(body: Record<string, unknown>, status = 201) {
+  const res = await api.call(t, 'POST', '/v1/campaigns', { name: `c-${Math.random()}`, type: 'custom', action: { send: { channel: 'sms', content: { body: 'Hello {{ contact.name }}' } } }, ...body });
+  expect(res.status, JSON.stringify(res.body)).toBe(status);
+  return res.body;
+}
+async function act(id: string, action: string, status = 200) {
+  const res = await api.call(t, 'POST', `/v1/campaigns/${id}/${action}`);
+  expect(res.status, JSON.stringify(res.body)).toBe(status);
+  return res.body;
+}
+const get = async (id: string) => (await api.call(t, 'GET', `/v1/campaigns/${id}`)).body;
+const occurrences = async (id: string) =>
+  (await api.db.query<{ occurrence_key: string; local_at: string | null; status: string; written: number }>('select occurrence_key, local_at, status, written from campaign_occurrences where campaign_id = $1 order by scheduled_for', [id])).rows;
+const messagesOf = async (id: string) =>
+  (
+    await api.db.query<{ contact_id: string; due_at: Date | null; status: string; occurrence_key: string }>(
+      `select r.contact_id, m.due_at, m.status, o.occurrence_key from campaign_recipients r join campaign_occurrences o on o.id = r.occurrence_id
+         join messages m on m.id = r.message_id where r.campaign_id = $1 order by o.scheduled_for, m.due_at`,
+      [id],
+    )
+  ).rows;
+
+/** Several workers sweeping at the same instant, as several processes would. */
+async function sweepTogether(n = 4): Promise<void> {
+  for (let round = 0; round < 20; round++) {
+    const sweeps = await Promise.all(Array.from({ length: n }, () => runCampaigns(api.db, api.clock.now(), { batchSize: 50 })));
+    if (!sweeps.some((s) => s.batches || s.started)) return;
+  }
+}
+
+describe('a recurring campaign', () => {
+  it('fires every Monday at 09:00 in the tenant\'s zone, each tick once however many workers sweep, until stopped', async () => {
+    api.clock.set('2026-03-01T12:00:00Z'); // a Sunday
+    const people = await contacts(['Europe/Madrid', null, 'Asia/Tokyo']);
+    const c = await create({ audience: { contact_ids: people }, schedule: { cron: '0 9 * * 1' } });
+    const started = await act(c.id, 'start');
+    // 09:00 in New York (EST) is 14:00 UTC.
+    expect(started).toMatchObject({ status: 'scheduled', next_run_at: '2026-03-02T14:00:00.000Z', next_local: null });
+
+    await sweepTogether();
+    expect(await occurrences(c.id)).toEqual([]);
+    api.clock.set('2026-03-02T14:00:00Z');
+    await sweepTogether();
+    // One occurrence (complete once its sends fell due), and New York's clocks go forward on
+    // 2026-03-08: the next Monday is at 13:00 UTC.
+    expect(await occurrences(c.id)).toEqual([{ occurrence_key: '2026-03-02T14:00:00.000Z', local_at: null, status: 'completed', written: 3 }]);
+    expect(await get(c.id)).toMatchObject({ status: 'running', next_run_at: '2026-03-09T13:00:00.000Z' });
+    await worker.drain();
+    expect(providers.sandbox.sent.filter((s) => s.message.tenant_id === t.id)).toHaveLength(3);
+    // Recurring: the campaign is not completed while ticks remain.
+    expect((await get(c.id)).status).toBe('running');
+
+    api.clock.set('2026-03-09T13:00:00Z');
+    await sweepTogether();
+    await worker.drain();
+    expect((await occurrences(c.id)).map((o) => o.occurrence_key)).toEqual(['2026-03-02T14:00:00.000Z', '2026-03-09T13:00:00.000Z']);
+    const sent = providers.sandbox.sent.filter((s) => s.message.tenant_id === t.id);
+    expect(sent).toHaveLength(6);
+    // Each week's message is its own: one per contact per occurrence.
+    expect(new Set(sent.map((s) => s.message.id)).size).toBe(6);
+    expect((await get(c.id)).totals.recipients).toBe(6);
+
+    const stopped = await act(c.id, 'stop');
+    expect(stopped).toMatchObject({ status: 'cancelled', next_run_at: null });
+    api.clock.set('2026-03-16T13:00:00Z');
+    await sweepTogether();
+    expect(await occurrences(c.id)).toHaveLength(2);
+  });
+
+  it('does not make up a tick missed while paused, and completes after until', async () => {
+    api.clock.set('2026-03-01T12:00:00Z');
+    const people = await contacts(['Europe/Madrid']);
+    const c = await create({ audience: { contact_ids: people }, schedule: { cron: '30 8 * * *', zone: 'Europe/Madrid', until: '2026-03-05T00:00:00Z' } });
+    expect((await act(c.id, 'start')).next_run_at).toBe('2026-03-02T07:30:00.000Z');
+    api.clock.set('2026-03-02T07:30:00Z');
+    await sweepTogether();
+    await act(c.id, 'pause');
+    api.clock.set('2026-03-03T10:00:00Z'); // Tuesday 08:30 Madrid went by during the pause
+    const resumed = await act(c.id, 'resume');
+    expect(resumed).toMatchObject({ status: 'running', next_run_at: '2026-03-04T07:30:00.000Z' });
+    await sweepTogether();
+    api.clock.set('2026-03-04T07:30:00Z');
+    await sweepTogether();
+    await worker.drain();
+    expect((await occurrences(c.id)).map((o) => o.occurrence_key)).toEqual(['2026-03-02T07:30:00.000Z', '2026-03-04T07:30:00.000Z']);
+    // Thursday's tick is after until: nothing is left, and the campaign completes.
+    expect((await get(c.id)).next_run_at).toBeNull();
+    await sweepTogether();
+    expect(await get(c.id)).toMatchObject({ status: 'completed' });
+  });
+
+  it('refuses bad schedules with a 400 naming the field, and writes nothing', async () => {
+    const people = await contacts([null]);
+    const cases: [Record<string, unknown>, string][] = [
+      [{ cron: '0 9 * *' }, 'schedule.cron'],
+      [{ cron: '0 0 9 * * 1' }, 'schedule.cron'],
+      [{ cron: '0 9 * * 1', zone: 'Mars/Olympus' }, 'schedule.zone'],
+      [{ cron: '0 9 * * 1', until: '2020-01-01T00:00:00Z' }, 'schedule.until'],
+      [{ at: '2026-04-01T00:00:00Z', cron: '0 9 * * 1' }, 'schedule'],
+      [{ recipient_local: true }, 'schedule.recipient_local'],
+      [{ local_at: 'monday 9am' }, 'schedule.local_at'],
+    ];
+    for (const [schedule, field] of cases) {
+      const res = await create({ audience: { contact_ids: people }, schedule }, 400);
+      expect(res.error.fields.map((e: { field: string }) => e.field), JSON.stringify(schedule)).toContain(field);
+    }
+    expect((await api.db.query<{ n: number }>('select count(*)::int as n from campaigns where tenant_id = $1', [t.id])).rows[0]!.n).toBe(0);
+  });
+});
+
+describe('a recipient-local campaign', () => {
+  it('reaches each recipient at Monday 09:00 in their own zone, from one occurrence', async () => {
+    api.clock.set('2026-03-01T12:00:00Z');
+    const [tokyo, madrid, la, unknown] = await contacts(['Asia/Tokyo', 'Europe/Madrid', 'America/Los_Angeles', null]);
+    const c = await create({ audience: { contact_ids: [tokyo, madrid, la, unknown] }, schedule: { cron: '0 9 * * 1', recipient_local: true } });
+    // Monday 09:00 comes first at UTC+14, Sunday 19:00 UTC.
+    expect(await act(c.id, 'start')).toMatchObject({ next_run_at: '2026-03-01T19:00:00.000Z', next_local: '2026-03-02T09:00' });
+    api.clock.set('2026-03-01T19:00:00Z');
+    await sweepTogether();
+    expect(await occurrences(c.id)).toEqual([{ occurrence_key: 'local:2026-03-02T09:00', local_at: '2026-03-02T09:00', status: 'running', written: 4 }]);
+    expect(await get(c.id)).toMatchObject({ next_local: '2026-03-09T09:00' });
+    const due = new Map((await messagesOf(c.id)).map((m) => [m.contact_id, new Date(m.due_at!).toISOString()]));
+    expect(Object.fromEntries(due)).toEqual({
+      [tokyo!]: '2026-03-02T00:00:00.000Z',
+      [madrid!]: '2026-03-02T08:00:00.000Z',
+      [la!]: '2026-03-02T17:00:00.000Z',
+      // No zone of its own: its UK number places it in London.
+      [unknown!]: '2026-03-02T09:00:00.000Z',
+    });
+    api.clock.set('2026-03-02T08:00:00Z');
+    await worker.drain();
+    const sentIds = providers.sandbox.sent.filter((s) => s.message.tenant_id === t.id).map((s) => s.message.id);
+    const sentTo = (await api.db.query<{ contact_id: string }>('select contact_id from messages where id = any($1::uuid[])', [sentIds])).rows.map((r) => r.contact_id);
+    expect(sentTo.sort()).toEqual([tokyo, madrid].sort());
+    // The occurrence stays open until Los Angeles has had its message.
+    await sweepTogether();
+    expect((await occurrences(c.id))[0]!.status).toBe('running');
+    api.clock.set('2026-03-02T17:00:00Z');
+    await worker.drain();
+    await sweepTogether();
+    expect((await occurrences(c.id))[0]!.status).toBe('completed');
+    expect(providers.sandbox.sent.filter((s) => s.message.tenant_id === t.id)).toHaveLength(4);
+  });
+
+  it('started late, skips those whose local time has passed instead of sending hours late', async () => {
+    api.clock.set('2026-03-02T12:00:00Z'); // Monday noon UTC: 21:00 in Tokyo, 13:00 in Madrid, 04:00 in Los Angeles
+    const [tokyo, madrid, la] = await contacts(['Asia/Tokyo', 'Europe/Madrid', 'America/Los_Angeles']);
+    const c = await create({ audience: { contact_ids: [tokyo, madrid, la] }, schedule: { local_at: '2026-03-02T09:00' } });
+    expect(await act(c.id, 'start')).toMatchObject({ next_run_at: '2026-03-02T12:00:00.000Z', next_local: '2026-03-02T09:00' });
+    await sweepTogether();
+    const messages = await messagesOf(c.id);
+    expect(messages.map((m) => [m.contact_id, new Date(m.due_at!).toISOString()])).toEqual([[la, '2026-03-02T17:00:00.000Z']]);
+    const skipped = await api.call(t, 'GET', `/v1/campaigns/${c.id}/recipients?state=skipped`);
+    expect(skipped.body.data.map((r: { contact_id: string; reason: string }) => [r.contact_id, r.reason]).sort()).toEqual(
+      [
+        [tokyo, 'local_time_passed'],
+        [madrid, 'local_time_passed'],
+      ].sort(),
+    );
+    // A one-off: nothing after it.
+    expect((await get(c.id)).next_run_at).toBeNull();
+  });
+});

@@ -131,8 +131,8 @@ describe('a win-back campaign to a segment', () => {
     const answered = statuses.filter((s) => s === 'replied').length;
     expect(answered).toBe(1);
     expect(detail.body.totals.recipients).toBe(25);
-    expect(detail.body.totals.answered).toBe(answered);
-    expect(detail.body.totals.sent + detail.body.totals.delivered + detail.body.totals.answered).toBe(25);
+    expect(detail.body.totals.responded).toBe(answered);
+    expect(detail.body.totals.sent + detail.body.totals.delivered + detail.body.totals.responded).toBe(25);
 
     const page1 = await api.call(t, 'GET', `/v1/campaigns/${id}/recipients?limit=20`);
     expect(page1.status).toBe(200);
@@ -142,7 +142,7 @@ describe('a win-back campaign to a segment', () => {
     expect(page2.body.next_cursor).toBeNull();
     const listed = [...page1.body.data, ...page2.body.data];
     expect(listed.map((r: { contact_id: string }) => r.contact_id)).toEqual([...dormant].sort());
-    const replied = await api.call(t, 'GET', `/v1/campaigns/${id}/recipients?state=answered`);
+    const replied = await api.call(t, 'GET', `/v1/campaigns/${id}/recipients?state=responded`);
     expect(replied.body.data.map((r: { contact_id: string }) => r.contact_id)).toEqual([dormant[0]]);
 
     const csv = await api.app.inject({ method: 'GET', url: `/v1/campaigns/${id}/recipients?format=csv`, headers: { authorization: `Bearer ${t.key}` } });
@@ -152,7 +152,24 @@ describe('a win-back campaign to a segment', () => {
     expect(lines[0]).toBe('contact_id,external_id,name,phone,email,occurrence_key,state,detail,reason,message_id,enrollment_id,sent_at,delivered_at,replied_at');
     expect(lines.slice(1).map((l) => l.split(',')[0])).toEqual([...dormant].sort());
     const stateCol = lines[0]!.split(',').indexOf('state');
-    expect(lines.slice(1).every((l) => ['sent', 'delivered', 'answered'].includes(l.split(',')[stateCol]!))).toBe(true);
+    expect(lines.slice(1).every((l) => ['sent', 'delivered', 'responded'].includes(l.split(',')[stateCol]!))).toBe(true);
+  });
+});
+
+describe('a call campaign', () => {
+  it('counts a call picked up as answered and a key pressed in it as responded', async () => {
+    const people = await contacts(3);
+    await grantAll(api.db, t.id, people, ['voice']);
+    const id = await create({ type: 'win_back', audience: { contact_ids: people }, action: { send: { channel: 'voice', content: { body: 'Hello {{ contact.name }}' } } } });
+    await act(id, 'start');
+    await sweepAll(10);
+    await worker.drain();
+    const [picked, pressed] = (await campaignMessages(id)).map((m) => m.contact_id);
+    const at = api.clock.now();
+    await api.db.query(`update messages set status = 'delivered', delivered_at = $2 where contact_id = $1 and channel = 'voice'`, [picked, at]);
+    await api.db.query(`update messages set status = 'replied', delivered_at = $2, replied_at = $2 where contact_id = $1 and channel = 'voice'`, [pressed, at]);
+    const { totals } = (await api.call(t, 'GET', `/v1/campaigns/${id}`)).body;
+    expect(totals).toMatchObject({ recipients: 3, answered: 1, responded: 1, sent: 1, delivered: 0 });
   });
 });
 

@@ -162,6 +162,28 @@ describe('targeting', () => {
     expect(of(h).items[0]!.id).toBe(stock);
   });
 
+  it("takes the tenant's pulse_min_engagement when the pulse sets none, and the pulse's own over it", async () => {
+    await knowledge('A tip', 'Do this. Then that.', ['tips']);
+    const idle = await contact({ attributes: { pulse: { enabled: true, topics: ['tips'] } } });
+    const keen = await contact({ attributes: { pulse: { enabled: true, topics: ['tips'] } } });
+    const lastWeek = new Date(api.clock.now().getTime() - 7 * DAY);
+    for (const [who, replied] of [[idle, null], [keen, lastWeek]] as const) {
+      await api.db.query(
+        `insert into messages (id, tenant_id, contact_id, kind, channel, status, idempotency_key, content, created_at, updated_at, sent_at, replied_at)
+         values ($1, $2, $3, 'send', 'sms', 'sent', $4, '{}', $5, $5, $5, $6)`,
+        [newId(), t.id, who, `earlier-${newId()}`, lastWeek, replied],
+      );
+    }
+    const set = await api.call(t, 'PATCH', '/v1/tenant', { settings: { pulse_min_engagement: 0.5 } });
+    expect(set.status, JSON.stringify(set.body)).toBe(200);
+    const floor = await pulse({});
+    await worker.drain();
+    expect((await recipients(floor)).map((r) => r.contact_id)).toEqual([keen]);
+    const bad = await api.call(t, 'PATCH', '/v1/tenant', { settings: { pulse_min_engagement: 2 } });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body)).toContain('pulse_min_engagement');
+  });
+
   it('narrows an explicit list of contacts by the same rules', async () => {
     await knowledge('A tip', 'Do this. Then that.', ['tips']);
     const yes = await contact();
@@ -380,7 +402,7 @@ describe('results per run', () => {
       messages: { sent: 10, delivered: 8, read: 5, responded: 2 },
       rates: { delivery: 0.8, read: 0.625, response: 0.25 },
     });
-    expect(run.totals).toMatchObject({ recipients: 10, answered: 3, opened: 2, delivered: 3, sent: 2 });
+    expect(run.totals).toMatchObject({ recipients: 10, responded: 3, opened: 2, delivered: 3, sent: 2 });
     const scores = (await synthesized(id)).map((s) => s.personalization_score);
     expect(run.pulse.synthesized).toBe(10);
     expect(run.pulse.mean_personalization_score).toBeCloseTo(scores.reduce((a, b) => a + b, 0) / scores.length, 3);

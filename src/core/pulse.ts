@@ -95,7 +95,7 @@ export const PulseSpec = Type.Object(
     topics: Type.Optional(
       Type.Array(Topic, { minItems: 1, maxItems: 50, description: 'only contacts with one of these in their pulse.topics or interests attributes, and only knowledge items with one of them as a topic or tag' }),
     ),
-    min_engagement: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'the lowest engagement score targeted (default 0); contacts without a score yet are targeted' })),
+    min_engagement: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: "the lowest engagement score targeted (default the tenant's pulse_min_engagement setting, else 0); contacts without a score yet are targeted" })),
     max_items: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PULSE_ITEMS, description: 'knowledge items per message (default 3)' })),
     max_length: Type.Optional(Type.Integer({ minimum: 40, maximum: MAX_PULSE_LENGTH, description: `characters, footer included (default ${DEFAULT_PULSE_LENGTH})` })),
     cta: PulseCta,
@@ -147,7 +147,7 @@ export function pulseProblems(spec: PulseSpec, base = 'action.pulse'): FieldProb
  * The segment definition of the contacts a pulse targets (see the module comment), ANDed with
  * the campaign's own audience when it has one.
  */
-export function pulseTargeting(spec: PulseSpec, audience?: SegmentCondition): SegmentCondition {
+export function pulseTargeting(spec: PulseSpec, audience?: SegmentCondition, tenantMin?: number | null): SegmentCondition {
   const all: SegmentCondition[] = [
     { consent: 'whatsapp', topic: PULSE_CONSENT_TOPIC },
     { attribute: PULSE_ENABLED_ATTRIBUTE, value: true },
@@ -156,7 +156,7 @@ export function pulseTargeting(spec: PulseSpec, audience?: SegmentCondition): Se
   if (spec.topics?.length) {
     all.push({ any: [{ attribute: PULSE_TOPICS_ATTRIBUTE, op: 'in', value: spec.topics }, { attribute: 'interests', op: 'in', value: spec.topics }] });
   }
-  const min = spec.min_engagement ?? 0;
+  const min = spec.min_engagement ?? tenantMin ?? 0;
   if (min > 0) all.push({ any: [{ score: 'engagement', op: 'gte', value: min }, { score: 'engagement', op: 'not_exists' }] });
   return audience ? { all: [audience, ...all] } : { all };
 }

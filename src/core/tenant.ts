@@ -103,6 +103,9 @@ export const TenantSettings = Type.Object(
       Type.Boolean({ description: 'synthesized messages wait for a person to approve, edit or reject them before they are sent (default false; docs/synthesis.md)' }),
     ),
     opt_out_footer: Type.Optional(OptOutFooters),
+    pulse_min_engagement: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 1, description: "the Relational Pulse targets contacts whose engagement score is at least this, unless a pulse sets its own min_engagement (default 0; docs/campaigns.md)" }),
+    ),
     unsubscribe_mailto: Type.Optional(
       Type.String({
         maxLength: 320,

@@ -63,6 +63,8 @@ export interface Claimed {
   /** A recipient-local occurrence's wall time; null otherwise. */
   local_at: string | null;
   time_zone: string;
+  /** The tenant's floor for a pulse that sets none of its own. */
+  pulse_min_engagement: number | null;
 }
 
 /** One sweep at `now`; see the top of this file. */
@@ -137,7 +139,8 @@ async function startDueOccurrences(db: Db, now: Date): Promise<number> {
 /** Writes the next batch of one running occurrence; null when none is waiting (or all are locked). */
 async function writeNextBatch(tx: Queryable, now: Date, batchSize: number): Promise<number | null> {
   const { rows } = await tx.query<Claimed>(
-    `select o.id, o.tenant_id, o.campaign_id, o.scheduled_for, o.after, o.written, o.pace_from, o.paced, o.started_at, c.audience, c.action, c.throttle, o.local_at, t.time_zone
+    `select o.id, o.tenant_id, o.campaign_id, o.scheduled_for, o.after, o.written, o.pace_from, o.paced, o.started_at, c.audience, c.action, c.throttle, o.local_at, t.time_zone,
+            (t.settings->>'pulse_min_engagement')::float8 as pulse_min_engagement
        from campaign_occurrences o join campaigns c on c.id = o.campaign_id join tenants t on t.id = o.tenant_id
       where o.status = 'running' and not o.audience_done and c.status = 'running'
       order by o.started_at limit 1 for update of o skip locked`,
@@ -221,7 +224,7 @@ async function nextMembers(tx: Queryable, o: Claimed, limit: number): Promise<{ 
     definition = rows[0].definition;
   }
   // A pulse narrows its audience (without one, every contact) by its own targeting.
-  if (pulse) return pulseSegmentMembers(tx, o, pulseTargeting(pulse, definition as SegmentCondition | undefined), limit);
+  if (pulse) return pulseSegmentMembers(tx, o, pulseTargeting(pulse, definition as SegmentCondition | undefined, o.pulse_min_engagement), limit);
   // Judged as of the occurrence's start, so "no interaction in 180 days" means the same for the last batch as for the first.
   const page = await segmentMembers(tx, o.tenant_id, definition, new Date(o.started_at), { limit, cursor: o.after ? encodeCursor(o.after) : undefined });
   return { members: page.data, done: page.next_cursor === null };

@@ -93,7 +93,7 @@ async function loadPool(tx: Queryable, o: Claimed, spec: PulseSpec, now: Date): 
  * cursor that its targeting admits, judged as of the occurrence's start.
  */
 export async function pulseListMembers(tx: Queryable, o: Claimed, spec: PulseSpec, ids: string[], limit: number): Promise<{ members: ContactRow[]; done: boolean }> {
-  const q = await prepareSegment(tx, o.tenant_id, pulseTargeting(spec), new Date(o.started_at));
+  const q = await prepareSegment(tx, o.tenant_id, pulseTargeting(spec, undefined, o.pulse_min_engagement), new Date(o.started_at));
   const n = q.params.length;
   const { rows } = await tx.query<ContactRow>(
     `select ${CONTACT_COLUMNS} from contacts c

@@ -319,6 +319,7 @@ export const RECIPIENT_STATES = [
   'opened',
   'clicked',
   'answered',
+  'responded',
   'converted',
   'failed',
   'opted_out',
@@ -327,12 +328,17 @@ export const RECIPIENT_STATES = [
 ] as const;
 export type RecipientState = (typeof RECIPIENT_STATES)[number];
 
-/** One message's state as a result, best outcome first: a reply beats a click beats an open. */
+/**
+ * One message's state as a result, best outcome first: a reply (or a key pressed in a call) beats
+ * a click beats an open beats a call picked up. A call is delivered when it is answered, so a
+ * delivered call is `answered`.
+ */
 function messageState(m: string): string {
   return `case when ${m}.id is null then null
-    when ${m}.replied_at is not null or ${m}.status = 'replied' then 'answered'
+    when ${m}.replied_at is not null or ${m}.status = 'replied' then 'responded'
     when ${m}.clicked_at is not null or ${m}.status = 'clicked' then 'clicked'
     when ${m}.opened_at is not null or ${m}.status in ('opened', 'read') then 'opened'
+    when ${m}.status = 'delivered' and ${m}.channel = 'voice' then 'answered'
     when ${m}.status = 'delivered' then 'delivered'
     when ${m}.status = 'sent' then 'sent'
     when ${m}.status in ('queued', 'sending') then 'queued'
@@ -341,7 +347,7 @@ function messageState(m: string): string {
     when ${m}.status = 'cancelled' then 'cancelled'
     else 'failed' end`;
 }
-const RANK = `array['answered', 'clicked', 'opened', 'delivered', 'sent', 'queued', 'opted_out', 'failed', 'cancelled']`;
+const RANK = `array['responded', 'clicked', 'opened', 'answered', 'delivered', 'sent', 'queued', 'opted_out', 'failed', 'cancelled']`;
 
 /**
  * Every recipient of a campaign with its state now: a message's from its status; an enrollment's

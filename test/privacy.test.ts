@@ -310,6 +310,11 @@ describe('a contact who went through a journey, replied, had a draft reviewed an
       if (table !== 'audit_log' && table !== 'campaigns') expect(rows.includes(dana), `${table} still names the contact`).toBe(false);
     }
 
+    // The outbox and the histories have no foreign keys: nothing may be left naming what is gone.
+    expect(await count('message_status s where not exists (select 1 from messages m where m.id = s.message_id)', [])).toBe(0);
+    expect(await count('enrollment_steps s where not exists (select 1 from enrollments e where e.id = s.enrollment_id)', [])).toBe(0);
+    expect(await count('messages m where not exists (select 1 from contacts c where c.id = m.contact_id)', [])).toBe(0);
+
     expect({
       messages: await count('messages where contact_id = $1', [kim]),
       inbound: await count('inbound_messages where contact_id = $1', [kim]),

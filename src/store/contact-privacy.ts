@@ -103,6 +103,10 @@ export async function eraseContact(db: Db, tenantId: string, id: string, actor: 
       tenantId,
       addressesOf(contact).map(addressHash),
     ]);
+    // The outbox and the histories have no foreign keys (migration 0011): their rows go by name.
+    await tx.query('delete from message_status where message_id in (select id from messages where tenant_id = $1 and contact_id = $2)', [tenantId, id]);
+    await tx.query('delete from messages where tenant_id = $1 and contact_id = $2', [tenantId, id]);
+    await tx.query('delete from enrollment_steps where enrollment_id in (select id from enrollments where tenant_id = $1 and contact_id = $2)', [tenantId, id]);
     await tx.query('delete from contacts where tenant_id = $1 and id = $2', [tenantId, id]);
     const counts: ErasureCounts = { ...counted[0]!, pending_receipts: receipts.rowCount, suppressions_anonymised: blanked.rowCount };
     await writeAudit(tx, { tenantId, actor, action: 'contact.erased', entityType: 'contact', entityId: id, data: { ...counts } });

@@ -13,15 +13,14 @@ import { simulateReply, type SandboxReplyInput, type SandboxReplyOutcome } from 
 import { openStore } from '../server.js';
 import { createApiKey, listApiKeys, revokeApiKey, type ApiKeyRow } from '../store/apikeys.js';
 import {
-  allRecipients,
   campaignTotals,
   changeCampaignStatus,
   createCampaign,
   getCampaign,
   listCampaigns,
   listRecipients,
+  recipientsCsv,
   type CampaignInput,
-  type RecipientRow,
   type RecipientState,
 } from '../store/campaigns.js';
 import { upsertContacts } from '../store/contacts.js';
@@ -200,29 +199,6 @@ export function recipientItem(r: Omit<RecipientItem, 'sent_at' | 'delivered_at' 
   };
 }
 
-/** The columns of GET /v1/campaigns/{id}/recipients?format=csv, in its order (test/cli-campaigns.test.ts holds the two equal). */
-export const RECIPIENT_CSV_COLUMNS = [
-  'contact_id',
-  'external_id',
-  'name',
-  'phone',
-  'email',
-  'occurrence_key',
-  'state',
-  'detail',
-  'reason',
-  'message_id',
-  'enrollment_id',
-  'sent_at',
-  'delivered_at',
-  'replied_at',
-] as const satisfies readonly (keyof RecipientRow)[];
-
-function csvField(v: unknown): string {
-  if (v === null || v === undefined) return '';
-  const s = v instanceof Date ? v.toISOString() : String(v);
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
 
 /**
  * A campaign body checked as the API checks it: the route's own schema, with its validator's
@@ -356,10 +332,7 @@ export function localBackend(db: Db, where: string, release: () => void = () => 
     async *campaignRecipientsCsv(tenantId, campaignId, state) {
       await getTenant(db, tenantId);
       await getCampaign(db, tenantId, campaignId);
-      yield `${RECIPIENT_CSV_COLUMNS.join(',')}\r\n`;
-      for await (const page of allRecipients(db, tenantId, campaignId, state)) {
-        if (page.length) yield page.map((r) => `${RECIPIENT_CSV_COLUMNS.map((c) => csvField(r[c])).join(',')}\r\n`).join('');
-      }
+      yield* recipientsCsv(db, tenantId, campaignId, state);
     },
     async close() {
       try {

@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
 import { InvalidArgumentError } from 'commander';
+import { parse as parseYaml } from 'yaml';
 
 /**
  * What a command may touch of the outside world. Commands read the environment and write output
@@ -63,3 +66,25 @@ export function parseId(what: string, hint: string) {
 }
 
 export const parseTenantId = parseId('tenant id', '`rapport tenant list` shows them');
+
+/**
+ * A JSON or YAML file (by extension) holding one object, for the commands that push a file;
+ * `what` names it in the errors ("a campaign", "a journey").
+ */
+export function readDocumentFile(file: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new CliError(code === 'ENOENT' ? `${file} does not exist` : `cannot read ${file}: ${(err as Error).message}`);
+  }
+  const ext = extname(file).toLowerCase();
+  try {
+    if (ext === '.json') return JSON.parse(text);
+    if (ext === '.yaml' || ext === '.yml') return parseYaml(text, { maxAliasCount: 100 });
+  } catch (err) {
+    throw new CliError(`${file} is not valid ${ext === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
+  }
+  throw new CliError(`${file}: ${what} file ends in .yaml, .yml or .json`);
+}

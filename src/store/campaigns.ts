@@ -449,3 +449,35 @@ export async function* allRecipients(db: Queryable, tenantId: string, id: string
     cursor = page.next_cursor ?? undefined;
   } while (cursor);
 }
+
+/** The columns of a campaign's recipients as CSV (the API's ?format=csv and `rapport campaigns recipients --csv`). */
+export const RECIPIENT_CSV_COLUMNS = [
+  'contact_id',
+  'external_id',
+  'name',
+  'phone',
+  'email',
+  'occurrence_key',
+  'state',
+  'detail',
+  'reason',
+  'message_id',
+  'enrollment_id',
+  'sent_at',
+  'delivered_at',
+  'replied_at',
+] as const satisfies readonly (keyof RecipientRow)[];
+
+function csvField(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  const s = v instanceof Date ? v.toISOString() : String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** Every recipient as CSV text, the header first, then a page of lines at a time. */
+export async function* recipientsCsv(db: Queryable, tenantId: string, id: string, state?: RecipientState): AsyncGenerator<string> {
+  yield `${RECIPIENT_CSV_COLUMNS.join(',')}\r\n`;
+  for await (const page of allRecipients(db, tenantId, id, state)) {
+    if (page.length) yield page.map((r) => `${RECIPIENT_CSV_COLUMNS.map((c) => csvField(r[c])).join(',')}\r\n`).join('');
+  }
+}

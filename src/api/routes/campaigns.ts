@@ -2,7 +2,6 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Readable } from 'node:stream';
 import { Type } from 'typebox';
 import {
-  allRecipients,
   campaignTotals,
   changeCampaignStatus,
   createCampaign,
@@ -11,7 +10,7 @@ import {
   listCampaigns,
   listRecipients,
   patchCampaign,
-  type RecipientRow,
+  recipientsCsv,
   type RecipientState,
 } from '../../store/campaigns.js';
 import { listCampaignRuns } from '../../store/campaign-runs.js';
@@ -19,36 +18,6 @@ import type { RouteDeps } from '../app.js';
 import { CampaignRunsPage, CampaignRunsQuery } from '../schemas/campaign-runs.js';
 import { errors, IdParams, Page } from '../schemas/common.js';
 import { Campaign, CampaignInput, CampaignListQuery, CampaignPatch, CampaignWithTotals, Recipient, RecipientsQuery } from '../schemas/campaigns.js';
-
-const CSV_COLUMNS = [
-  'contact_id',
-  'external_id',
-  'name',
-  'phone',
-  'email',
-  'occurrence_key',
-  'state',
-  'detail',
-  'reason',
-  'message_id',
-  'enrollment_id',
-  'sent_at',
-  'delivered_at',
-  'replied_at',
-] as const satisfies readonly (keyof RecipientRow)[];
-
-function csvField(v: unknown): string {
-  if (v === null || v === undefined) return '';
-  const s = v instanceof Date ? v.toISOString() : String(v);
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-async function* csvLines(pages: AsyncGenerator<RecipientRow[]>): AsyncGenerator<string> {
-  yield `${CSV_COLUMNS.join(',')}\r\n`;
-  for await (const page of pages) {
-    if (page.length) yield page.map((r) => `${CSV_COLUMNS.map((c) => csvField(r[c])).join(',')}\r\n`).join('');
-  }
-}
 
 /** Campaigns, their lifecycle and their results; docs/campaigns.md. */
 export const campaignRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { db, clock }) => {
@@ -170,7 +139,7 @@ export const campaignRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, 
         .type('text/csv; charset=utf-8')
         .header('content-disposition', `attachment; filename="campaign-${c.id}-recipients.csv"`)
         // Fastify sends a stream as it is, without the response schema; the type provider cannot say so.
-        .send(Readable.from(csvLines(allRecipients(db, tenantId, c.id, state))) as unknown as string);
+        .send(Readable.from(recipientsCsv(db, tenantId, c.id, state)) as unknown as string);
     },
   );
 };

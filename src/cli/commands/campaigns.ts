@@ -1,35 +1,17 @@
-import { createWriteStream, readFileSync } from 'node:fs';
-import { extname } from 'node:path';
+import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
 import { CAMPAIGN_STATUSES, type CampaignStatus } from '../../core/campaign.js';
 import { ConflictError, InputError, NotFoundError, type FieldProblem } from '../../core/errors.js';
 import { RECIPIENT_STATES, type RecipientState } from '../../store/campaigns.js';
 import { withBackend, type Backend, type CampaignDetail, type CampaignItem, type CampaignLifecycleAction } from '../backend.js';
-import { CliError, formatTable, parseTenantId, writeJson, writeLines, type CliContext } from '../context.js';
+import { CliError, formatTable, parseTenantId, readDocumentFile, writeJson, writeLines, type CliContext } from '../context.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A campaign file: JSON or YAML by extension, holding the body of POST /v1/campaigns. */
 export function readCampaignFile(file: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new CliError(code === 'ENOENT' ? `${file} does not exist` : `cannot read ${file}: ${(err as Error).message}`);
-  }
-  const ext = extname(file).toLowerCase();
-  let doc: unknown;
-  try {
-    if (ext === '.json') doc = JSON.parse(text);
-    else if (ext === '.yaml' || ext === '.yml') doc = parseYaml(text, { maxAliasCount: 100 });
-    else throw new CliError(`${file}: a campaign file ends in .yaml, .yml or .json`);
-  } catch (err) {
-    if (err instanceof CliError) throw err;
-    throw new CliError(`${file} is not valid ${ext === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
-  }
+  const doc = readDocumentFile(file, 'a campaign');
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new CliError(`${file} holds no campaign: expected an object with name, type, audience and action`);
   return doc as Record<string, unknown>;
 }

@@ -1,13 +1,10 @@
-import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
 import { journeyDocument } from '../../api/routes/journeys.js';
 import { InputError, NotFoundError, type FieldProblem } from '../../core/errors.js';
 import { checkDefinition, checkPublishable } from '../../core/journey/validate.js';
 import { JourneyProblemsError } from '../../store/journeys.js';
 import { withBackend, type Backend, type JourneyListItem } from '../backend.js';
-import { CliError, formatTable, parseTenantId, writeJson, writeLines, type CliContext } from '../context.js';
+import { CliError, formatTable, parseTenantId, readDocumentFile, writeJson, writeLines, type CliContext } from '../context.js';
 
 interface Problem {
   field: string;
@@ -17,23 +14,7 @@ interface Problem {
 
 /** A journey file: JSON or YAML by extension, either `{name, definition}` or a bare definition. */
 export function readJourneyFile(file: string): { name?: string; definition: unknown } {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new CliError(code === 'ENOENT' ? `${file} does not exist` : `cannot read ${file}: ${(err as Error).message}`);
-  }
-  const ext = extname(file).toLowerCase();
-  let doc: unknown;
-  try {
-    if (ext === '.json') doc = JSON.parse(text);
-    else if (ext === '.yaml' || ext === '.yml') doc = parseYaml(text, { maxAliasCount: 100 });
-    else throw new CliError(`${file}: a journey file ends in .yaml, .yml or .json`);
-  } catch (err) {
-    if (err instanceof CliError) throw err;
-    throw new CliError(`${file} is not valid ${ext === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
-  }
+  const doc = readDocumentFile(file, 'a journey');
   const body = journeyDocument(doc);
   if (body === null || typeof body !== 'object' || !('definition' in body)) throw new CliError(`${file} holds no journey: expected a definition (entry, nodes…) or {name, definition}`);
   const { name, definition } = body as { name?: unknown; definition: unknown };

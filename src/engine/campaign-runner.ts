@@ -5,13 +5,12 @@ import { addressFor } from '../core/policy.js';
 import { pulseTargeting } from '../core/pulse.js';
 import type { SegmentCondition } from '../core/segment.js';
 import { resolveZone } from '../core/zone.js';
-import { encodeCursor } from '../store/contact-search.js';
 import { CONTACT_COLUMNS, type ContactRow } from '../store/contacts.js';
 import type { Db, Queryable } from '../store/db.js';
 import { enrollContacts, notifyWork } from '../store/enrollments.js';
 import { newId } from '../store/ids.js';
-import { segmentMembers } from '../store/segments.js';
-import { pulseListMembers, pulseSegmentMembers, writePulseBatch } from './pulse.js';
+import { nextWindowMembers } from '../store/segments.js';
+import { pulseListMembers, writePulseBatch } from './pulse.js';
 
 /**
  * Fires campaigns and writes their audiences, from every worker loop. A sweep does three things:
@@ -224,10 +223,9 @@ async function nextMembers(tx: Queryable, o: Claimed, limit: number): Promise<{ 
     definition = rows[0].definition;
   }
   // A pulse narrows its audience (without one, every contact) by its own targeting.
-  if (pulse) return pulseSegmentMembers(tx, o, pulseTargeting(pulse, definition as SegmentCondition | undefined, o.pulse_min_engagement), limit);
+  if (pulse) definition = pulseTargeting(pulse, definition as SegmentCondition | undefined, o.pulse_min_engagement);
   // Judged as of the occurrence's start, so "no interaction in 180 days" means the same for the last batch as for the first.
-  const page = await segmentMembers(tx, o.tenant_id, definition, new Date(o.started_at), { limit, cursor: o.after ? encodeCursor(o.after) : undefined });
-  return { members: page.data, done: page.next_cursor === null };
+  return nextWindowMembers(tx, o.tenant_id, definition, new Date(o.started_at), o.after, limit);
 }
 
 async function queueMessages(tx: Queryable, o: Claimed, members: ContactRow[], due: (j: number) => Date, now: Date): Promise<void> {

@@ -20,7 +20,6 @@ import {
   type PulseSpec,
   type PulseVariant,
 } from '../core/pulse.js';
-import type { SegmentCondition } from '../core/segment.js';
 import { optOutFooter, personalProfile, type SynthesisInput } from '../core/synthesis.js';
 import type { Tenant } from '../core/tenant.js';
 import { CONTACT_COLUMNS, type ContactRow } from '../store/contacts.js';
@@ -102,39 +101,6 @@ export async function pulseListMembers(tx: Queryable, o: Claimed, spec: PulseSpe
     [...q.params, ids, o.after, limit],
   );
   return { members: rows, done: rows.length < limit };
-}
-
-const CONTACT_COLUMNS_C = CONTACT_COLUMNS.split(', ')
-  .map((col) => `c.${col}`)
-  .join(', ');
-const BEFORE_ALL_IDS = '00000000-0000-0000-0000-000000000000';
-
-/**
- * The next members of a pulse whose audience is a segment (or every contact), judged by its
- * targeting as of the occurrence's start: the tenant's next `limit` contacts after the cursor
- * are judged together (the segment compiled for a window, so it reads only their history),
- * and the next window is taken while one holds no member. Each contact is judged about once
- * over the whole occurrence, where paging through the members of the whole segment would judge
- * several windows' worth of contacts to fill each batch.
- */
-export async function pulseSegmentMembers(tx: Queryable, o: Claimed, definition: SegmentCondition, limit: number): Promise<{ members: ContactRow[]; done: boolean }> {
-  const q = await prepareSegment(tx, o.tenant_id, definition, new Date(o.started_at), true);
-  let after = o.after ?? BEFORE_ALL_IDS;
-  for (;;) {
-    const ids = (await tx.query<{ id: string }>('select id from contacts where tenant_id = $1 and id > $2 order by id limit $3', [o.tenant_id, after, limit])).rows.map((r) => r.id);
-    if (!ids.length) return { members: [], done: true };
-    const params = [...q.params];
-    params[1] = ids;
-    if (q.range) {
-      params[q.range.first] = ids[0];
-      params[q.range.last] = ids[ids.length - 1];
-    }
-    const { rows } = await tx.query<ContactRow>(`select ${CONTACT_COLUMNS_C} from contacts c where c.tenant_id = $1::uuid and c.id = any($2::uuid[]) and ${q.where} order by c.id`, params);
-    const done = ids.length < limit;
-    // The runner's cursor moves to the last member written: a window without one is passed here.
-    if (rows.length || done) return { members: rows, done };
-    after = ids[ids.length - 1]!;
-  }
 }
 
 interface MemberFacts {

@@ -109,6 +109,44 @@ export async function countSegment(db: Queryable, tenantId: string, definition: 
   return Number(rows[0]!.n);
 }
 
+/** The next `size` contacts after `lo` (keyset on contacts.id), and those of them in the segment. */
+async function judgeWindow(db: Queryable, tenantId: string, q: CompiledSegment, lo: string, size: number, columns: string): Promise<{ ids: string[]; rows: ContactRow[] }> {
+  const ids = (await db.query<{ id: string }>('select id from contacts where tenant_id = $1 and id > $2 order by id limit $3', [tenantId, lo, size])).rows.map((r) => r.id);
+  if (!ids.length) return { ids, rows: [] };
+  const params = [...q.params];
+  params[1] = ids;
+  if (q.range) {
+    params[q.range.first] = ids[0];
+    params[q.range.last] = ids[ids.length - 1];
+  }
+  const { rows } = await db.query<ContactRow>(`select ${columns} from contacts c where c.tenant_id = $1::uuid and c.id = any($2::uuid[]) and ${q.where} order by c.id`, params);
+  return { ids, rows };
+}
+
+/**
+ * The members among the tenant's next `limit` contacts after `after` (passing on over windows
+ * that hold none), and whether the walk is done: for a writer that moves its own cursor to the
+ * last member it wrote, such as a campaign's batches. Each contact is judged about once over the
+ * whole walk, where paging through members would judge part of a window again for every page.
+ */
+export async function nextWindowMembers(
+  db: Queryable,
+  tenantId: string,
+  definition: unknown,
+  now: Date,
+  after: string | null,
+  limit: number,
+): Promise<{ members: ContactRow[]; done: boolean }> {
+  const q = await prepareSegment(db, tenantId, definition, now, true);
+  let lo = after ?? BEFORE_ALL_IDS;
+  for (;;) {
+    const { ids, rows } = await judgeWindow(db, tenantId, q, lo, limit, CONTACT_COLUMNS_C);
+    const done = ids.length < limit;
+    if (rows.length || done) return { members: rows, done };
+    lo = ids[ids.length - 1]!;
+  }
+}
+
 /**
  * The members among successive windows of `window` contacts after `after`: one query takes the
  * next window's ids (keyset on contacts.id), one judges them, with the segment compiled `ranged`
@@ -133,15 +171,8 @@ async function* windows(
     // takes (all of them match, at first), not a whole window of which most would be judged again
     // for the next page.
     const size = want === undefined ? window : Math.min(window, Math.max(64, Math.ceil(((want - found) * 1.1) / Math.max(found / Math.max(judged, 1), judged ? 0.01 : 1))));
-    const ids = (await db.query<{ id: string }>('select id from contacts where tenant_id = $1 and id > $2 order by id limit $3', [tenantId, lo, size])).rows.map((r) => r.id);
+    const { ids, rows } = await judgeWindow(db, tenantId, q, lo, size, columns);
     if (!ids.length) return;
-    const params = [...q.params];
-    params[1] = ids;
-    if (q.range) {
-      params[q.range.first] = ids[0];
-      params[q.range.last] = ids[ids.length - 1];
-    }
-    const { rows } = await db.query<ContactRow>(`select ${columns} from contacts c where c.tenant_id = $1::uuid and c.id = any($2::uuid[]) and ${q.where} order by c.id`, params);
     judged += ids.length;
     found += rows.length;
     yield rows;

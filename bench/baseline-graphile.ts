@@ -2,20 +2,22 @@
  * The baseline Rapport is measured against: the same journey built on graphile-worker, a
  * well-made PostgreSQL job queue, on the same server. PostgreSQL only.
  *
- *   noop   N jobs (100,000; 10,000 with --quick) added with one add_jobs call while an idle
+ *   noop   N jobs (100,000; 5,000 with --quick) added with one add_jobs call while an idle
  *          graphile-worker process waits, whose task does nothing: jobs/s from the commit of
- *          the add to the queue found empty. Run once per --noop-concurrency (concurrentJobs);
+ *          the add to the queue found empty. Run once per --noop-concurrency (concurrentJobs: 8,
+ *          24 and 32; 32 with --quick);
  *          the best is what a PostgreSQL queue does on this machine, the ceiling of any engine
  *          that keeps one job per step in a table.
  *   steps  the workload of bench/engine.ts (bench/engine-workload.ts: contacts over twelve time
  *          zones with consent, SMS → wait 0 → email, Liquid reading three attributes; --contacts,
- *          100,000, 10,000 with --quick) as bench/baseline-graphile-worker.ts builds it: one job
+ *          100,000, 1,000 with --quick) as bench/baseline-graphile-worker.ts builds it: one job
  *          per send, each reading the contact, consent, policy and suppressions with Rapport's
  *          store functions, deciding with Rapport's policy, rendering with Rapport's renderer,
  *          sending with Rapport's Twilio adapter to bench/provider-fake.ts (a process of its
  *          own) and recording the message and its status row; the SMS job adds the e-mail job.
  *          All N `sms` jobs are added in one call while the worker waits. messages/s is 2N /
- *          (last sent_at − commit of the add). Run once per --steps-concurrency and
+ *          (last sent_at − commit of the add). Run once per --steps-concurrency (16 and 32; 32
+ *          with --quick) and
  *          --provider (http: the Twilio fake; sandbox: Rapport's in-process sandbox provider,
  *          comparable with bench/engine.ts).
  *
@@ -45,13 +47,14 @@ import type { Db } from '../src/store/db.js';
 import { migrate } from '../src/store/migrate.js';
 import { openPostgres } from '../src/store/postgres.js';
 import type { BaselineWorkerConfig, WorkerCommand, WorkerReport } from './baseline-graphile-worker.js';
-import { benchTenant, seedContacts } from './engine-workload.js';
+import { benchTenant, seedContacts, TWILIO } from './engine-workload.js';
 import {
   backendCpu,
   backendDelta,
   BENCH_APP,
   BenchDatabases,
   commit,
+  finish,
   hostBusyPercent,
   hostCpu,
   hostPercent,
@@ -62,8 +65,7 @@ import {
   RESULTS,
   ROOT,
   round,
-  sleep,
-  writeResult,
+  waitFor,
 } from './lib.js';
 
 const WORKER = fileURLToPath(new URL('./baseline-graphile-worker.ts', import.meta.url));
@@ -74,29 +76,28 @@ const { values: args } = parseArgs({
     jobs: { type: 'string' },
     contacts: { type: 'string' },
     phase: { type: 'string', default: 'all' },
-    'noop-concurrency': { type: 'string', default: '8,24,32' },
-    'steps-concurrency': { type: 'string', default: '16,32' },
+    'noop-concurrency': { type: 'string' },
+    'steps-concurrency': { type: 'string' },
     'local-queue': { type: 'string', default: '500' },
     provider: { type: 'string', default: 'http' },
   },
 });
-const JOBS = Number(args.jobs ?? (args.quick ? 10_000 : 100_000));
-const CONTACTS = Number(args.contacts ?? (args.quick ? 10_000 : 100_000));
+const JOBS = Number(args.jobs ?? (args.quick ? 5_000 : 100_000));
+const CONTACTS = Number(args.contacts ?? (args.quick ? 1_000 : 100_000));
 const LOCAL_QUEUE = Number(args['local-queue']);
 const list = (name: string, raw: string) => {
   const xs = raw.split(',').map(Number);
   if (!xs.every((x) => Number.isInteger(x) && x >= 1 && x <= 1000)) throw new Error(`--${name} is a comma-separated list of whole numbers, e.g. 8,24`);
   return xs;
 };
-const NOOP_CONCURRENCY = list('noop-concurrency', args['noop-concurrency']);
-const STEPS_CONCURRENCY = list('steps-concurrency', args['steps-concurrency']);
+const NOOP_CONCURRENCY = list('noop-concurrency', args['noop-concurrency'] ?? (args.quick ? '32' : '8,24,32'));
+const STEPS_CONCURRENCY = list('steps-concurrency', args['steps-concurrency'] ?? (args.quick ? '32' : '16,32'));
 const PHASES = args.phase === 'all' ? ['noop', 'steps'] : [args.phase];
 const PROVIDERS = args.provider === 'both' ? (['http', 'sandbox'] as const) : [args.provider as 'http' | 'sandbox'];
 for (const [name, v] of Object.entries({ jobs: JOBS, contacts: CONTACTS, 'local-queue': LOCAL_QUEUE })) if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
 for (const p of PHASES) if (p !== 'noop' && p !== 'steps') throw new Error('--phase is one of all, noop, steps');
 for (const p of PROVIDERS) if (p !== 'http' && p !== 'sandbox') throw new Error('--provider is one of http, sandbox, both');
 
-const TWILIO = { account_sid: `AC${'c'.repeat(32)}`, auth_token: 'f'.repeat(32) };
 const FROM = '+14155550100';
 /**
  * Connections graphile-worker and the tasks share: concurrency + 1, as its performance page pairs
@@ -204,15 +205,17 @@ class GraphileWorker {
 
 const epochNow = () => performance.timeOrigin + performance.now();
 
-/** Waits until graphile-worker's table holds no job; false on timeout. */
+/** Waits until graphile-worker's table holds no job: when it found it empty (epoch ms), or undefined on timeout. */
 async function untilQueueEmpty(db: Db, timeoutMs: number): Promise<number | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const { rows } = await db.query<{ busy: boolean }>('select exists (select 1 from graphile_worker._private_jobs) as busy');
-    if (!rows[0]!.busy) return epochNow();
-    await sleep(10);
-  }
-  return undefined;
+  const empty = await waitFor(
+    async () => {
+      const { rows } = await db.query<{ busy: boolean }>('select exists (select 1 from graphile_worker._private_jobs) as busy');
+      return !rows[0]!.busy;
+    },
+    timeoutMs,
+    10,
+  );
+  return empty ? epochNow() : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -449,12 +452,10 @@ function tables(noop: NoopResult[], steps: StepsResult[], ratios: { label: strin
 
 async function main(): Promise<void> {
   const started = performance.now();
-  const hostBusyBeforePercent = await hostBusyPercent(2000);
+  const hostBusyBeforePercent = await hostBusyPercent(args.quick ? 500 : 2000);
   const noop: NoopResult[] = [];
   const steps: StepsResult[] = [];
   const dbs = await BenchDatabases.open();
-  const onSignal = () => void dbs.close().finally(() => process.exit(130));
-  process.once('SIGINT', onSignal);
   const fake = PHASES.includes('steps') && PROVIDERS.includes('http') ? await ProviderFake.start(TWILIO) : undefined;
   try {
     const seeded = Math.max(PHASES.includes('steps') ? CONTACTS : 0, 1);
@@ -485,7 +486,6 @@ async function main(): Promise<void> {
       for (const provider of PROVIDERS) for (const c of STEPS_CONCURRENCY) steps.push(await stepsRun(dbs, template, tenant, contactIds, provider, fake, c));
     }
   } finally {
-    process.off('SIGINT', onSignal);
     await fake?.stop();
     await dbs.close();
   }
@@ -532,12 +532,7 @@ async function main(): Promise<void> {
     problems: [...noop, ...steps].flatMap((r) => r.problems.map((p) => `${r.phase}${'provider' in r ? ` ${r.provider}` : ''} concurrency ${r.concurrency}: ${p}`)),
     benchSeconds: round((performance.now() - started) / 1000, 1),
   };
-  const file = writeResult('baseline', args.quick, summary);
-  console.log('\n' + tables(noop, steps, ratios) + '\n');
-  for (const p of summary.problems) console.log(`PROBLEM ${p}`);
-  console.error(`written to ${file}`);
-  console.log(JSON.stringify(summary));
-  if (summary.problems.length) process.exitCode = 1;
+  finish('baseline', args.quick, summary, tables(noop, steps, ratios));
 }
 
 function graphileVersion(): string {

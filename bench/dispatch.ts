@@ -1,7 +1,7 @@
 /**
  * Dispatch throughput to an HTTP provider, on PostgreSQL and on embedded PGlite:
  *
- *   backlog  N SMS (20,000; 2,000 with --quick) wait in the outbox, one per contact, each with its
+ *   backlog  N SMS (20,000; 1,000 with --quick) wait in the outbox, one per contact, each with its
  *            contact's consent, sendable at any hour, its body carrying its own outbox id
  *            ("ref <uuid>"). They are made due at one instant a moment ahead, and the workers send
  *            them all through the tenant's Twilio account, whose base_url is
@@ -9,13 +9,13 @@
  *            when each request arrives. The baseline is the same messages with the account
  *            disabled, so they go to the in-process sandbox provider: the ratio between the two is
  *            what the HTTP call and the adapter cost.
- *   steady   the first 2,000 messages (1,000 with --quick) due one after another at 200/s, one
+ *   steady   the first 2,000 messages (400 with --quick) due one after another at 200/s, one
  *            worker: the latency of a message when the workers keep up.
  *
  *   On PostgreSQL the workers are `node bin/rapport.js worker` processes (1 and 2 for the
- *   backlog), each run on a fresh copy of one seeded database; on PGlite one worker in the bench's
+ *   backlog; 1 with --quick), each run on a fresh copy of one seeded database; on PGlite one worker in the bench's
  *   own process, on an in-memory database seeded for each run. Every configuration runs
- *   --repeats times (3), interleaved, and the tables show the median run.
+ *   --repeats times (3; once with --quick), interleaved, and the tables show the median run.
  *
  *   npm run bench:dispatch -- [--quick] [--messages 20000] [--processes 1,2]
  *                             [--backend all|postgres|pglite] [--repeats 3]
@@ -30,22 +30,17 @@
  * creates databases rapport_bench_<random>_* there and drops them. Results go to
  * bench/results/<date>-<host>-dispatch.json (-quick.json with --quick).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { builtInAdapters } from '../src/channels/adapters/index.js';
 import { deliveryFor } from '../src/channels/delivery.js';
 import { SecretBox } from '../src/core/secrets.js';
 import { systemClock } from '../src/engine/clock.js';
-import { SandboxProvider } from '../src/engine/providers.js';
 import { Worker } from '../src/engine/worker.js';
 import type { Db } from '../src/store/db.js';
 import { notifyWork } from '../src/store/enrollments.js';
 import { migrate } from '../src/store/migrate.js';
 import { openPglite } from '../src/store/pglite.js';
 import { openPostgres } from '../src/store/postgres.js';
-import { createAccount } from '../src/store/provider-accounts.js';
-import { benchTenant, seedContacts } from './engine-workload.js';
+import { addHttpAccounts, benchTenant, HTTP_SECRET_KEY, seedContacts, TWILIO } from './engine-workload.js';
 import {
   backendCpu,
   backendDelta,
@@ -53,6 +48,7 @@ import {
   BenchDatabases,
   commit,
   ensureBuilt,
+  finish,
   hostBusyPercent,
   hostCpu,
   hostPercent,
@@ -62,45 +58,40 @@ import {
   ownCpu,
   percentiles,
   pgliteVersion,
-  processCpu,
   ProviderFake,
-  ROOT,
   round,
-  sleep,
-  writeResult,
+  startWorkers,
+  stopWorkers,
+  waitFor,
+  workersCpu,
   type Percentiles,
 } from './lib.js';
 import type { FakeReport } from './provider-fake.js';
-
-const BIN = join(ROOT, 'bin/rapport.js');
 
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     messages: { type: 'string' },
-    processes: { type: 'string', default: '1,2' },
+    processes: { type: 'string' },
     backend: { type: 'string', default: 'all' },
-    repeats: { type: 'string', default: '3' },
+    repeats: { type: 'string' },
   },
 });
-const MESSAGES = Number(args.messages ?? (args.quick ? 2_000 : 20_000));
-const PROCESSES = args.processes.split(',').map(Number);
-const REPEATS = Number(args.repeats);
+const MESSAGES = Number(args.messages ?? (args.quick ? 1_000 : 20_000));
+const PROCESSES = (args.processes ?? (args.quick ? '1' : '1,2')).split(',').map(Number);
+const REPEATS = Number(args.repeats ?? (args.quick ? 1 : 3));
 const BACKENDS = args.backend === 'all' ? ['postgres', 'pglite'] : [args.backend];
 for (const [name, v] of Object.entries({ messages: MESSAGES, repeats: REPEATS })) if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
 if (!PROCESSES.every((p) => Number.isInteger(p) && p >= 1 && p <= 32)) throw new Error('--processes is a comma-separated list of process counts, e.g. 1,2');
 for (const b of BACKENDS) if (b !== 'postgres' && b !== 'pglite') throw new Error('--backend is one of all, postgres, pglite');
 
-/** The workers open the account's sealed credentials with it (RAPPORT_SECRET_KEY). */
-const SECRET_KEY = 'rapport-bench-dispatch-secret-key-0123456789';
-const TWILIO = { account_sid: `AC${'b'.repeat(32)}`, auth_token: 'e'.repeat(32) };
 /** How far ahead the messages are made due: the update that releases them must be committed by then. */
 const LEAD_MS = 1500;
 /** Parked: in the outbox, not yet due. */
 const PARKED = new Date('2100-01-01T00:00:00Z');
 const runTimeout = () => Math.max(120_000, MESSAGES * 10);
 /** The steady phase: messages due one after another at this rate, well within what one worker sends. */
-const STEADY = { rate: 200, seconds: args.quick ? 5 : 10 };
+const STEADY = { rate: 200, seconds: args.quick ? 2 : 10 };
 const steadyCount = () => Math.min(MESSAGES, STEADY.rate * STEADY.seconds);
 
 type Provider = 'sandbox' | 'http';
@@ -137,16 +128,8 @@ interface RunResult {
 
 async function seed(db: Db, fakeUrl: string): Promise<void> {
   const tenant = await benchTenant(db, 'Dispatch bench');
-  const box = new SecretBox(SECRET_KEY);
-  await createAccount(
-    db,
-    { secrets: box, adapters: builtInAdapters(new SandboxProvider()) },
-    tenant,
-    // A Messaging Service or short code sends hundreds per second; the sender's limit is not what is measured.
-    { name: 'Bench Twilio', kind: 'twilio', channel: 'sms', priority: 1, credentials: TWILIO, config: { from: '+14155550100', base_url: fakeUrl, rate_per_second: 1_000_000 } },
-    'bench',
-    new Date(),
-  );
+  // A Messaging Service or short code sends hundreds per second; the sender's limit is not what is measured.
+  await addHttpAccounts(db, tenant, fakeUrl, ['sms']);
   await seedContacts(db, tenant, MESSAGES);
   await db.query(
     `with x as (select gen_random_uuid() as id, c.id as contact_id, c.phone from contacts c where c.tenant_id = $1),
@@ -192,13 +175,10 @@ async function release(db: Db, phase: Phase, notes: string[]): Promise<Released>
 
 /** Waits until no released message is left in the outbox; false on timeout. */
 async function untilSent(db: Db, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  return waitFor(async () => {
     const { rows } = await db.query<{ busy: boolean }>('select exists (select 1 from messages where due_at < $1) as busy', [PARKED]);
-    if (!rows[0]!.busy) return true;
-    await sleep(100);
-  }
-  return false;
+    return !rows[0]!.busy;
+  }, timeoutMs);
 }
 
 interface Outbox {
@@ -288,45 +268,6 @@ async function measure(db: Db, fake: ProviderFake, probe: CpuProbe, base: Pick<R
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL: `rapport worker` processes on a copy of a seeded template.
 
-interface Proc {
-  child: ChildProcess;
-  output: () => string;
-}
-
-async function startWorkers(n: number, url: string): Promise<Proc[]> {
-  const procs = Array.from({ length: n }, () => {
-    const child = spawn(process.execPath, [BIN, 'worker', '--concurrency', '1'], {
-      cwd: ROOT,
-      env: { ...process.env, DATABASE_URL: url, RAPPORT_SECRET_KEY: SECRET_KEY, LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    return { child, output: () => out };
-  });
-  const deadline = Date.now() + 60_000;
-  while (!procs.every((p) => /running/.test(p.output()))) {
-    const dead = procs.find((p) => p.child.exitCode !== null);
-    if (dead) throw new Error(`a worker process exited (${dead.child.exitCode}) before it was running: ${dead.output()}`);
-    if (Date.now() > deadline) throw new Error('worker processes did not start within 60 s');
-    await sleep(25);
-  }
-  return procs;
-}
-
-async function stopWorkers(procs: Proc[]): Promise<void> {
-  await Promise.all(
-    procs.map(
-      (p) =>
-        new Promise<void>((resolve) => {
-          if (p.child.exitCode !== null) return resolve();
-          p.child.once('exit', () => resolve());
-          p.child.kill('SIGTERM');
-        }),
-    ),
-  );
-}
-
 /** The runs of one repeat, interleaved so that a noisy moment does not fall on one configuration only. */
 function plan(processes: number[]): { phase: Phase; processes: number; provider: Provider }[] {
   const out: { phase: Phase; processes: number; provider: Provider }[] = [];
@@ -355,15 +296,14 @@ async function onPostgres(dbs: BenchDatabases, fake: ProviderFake, notes: string
       const db = openPostgres({ connectionString: dbs.url(name, BENCH_APP), max: 2 });
       try {
         if (provider === 'sandbox') await db.query('update provider_accounts set enabled = false');
-        const procs = await startWorkers(processes, dbs.url(name));
+        const procs = await startWorkers(processes, dbs.url(name), { env: { RAPPORT_SECRET_KEY: HTTP_SECRET_KEY } });
         try {
-          const workersCpu = () => procs.reduce((sum, p) => sum + (processCpu(p.child.pid!) ?? NaN), 0);
           let before: { workers: number; backends: Map<number, number> | undefined; bench: NodeJS.CpuUsage } | undefined;
           const probe: CpuProbe = {
             start: async () => {
-              before = { workers: workersCpu(), backends: await backendCpu(dbs.admin, name), bench: process.cpuUsage() };
+              before = { workers: workersCpu(procs), backends: await backendCpu(dbs.admin, name), bench: process.cpuUsage() };
             },
-            stop: async () => ({ workers: workersCpu() - before!.workers, postgres: backendDelta(before!.backends, await backendCpu(dbs.admin, name)), bench: ownCpu(before!.bench) }),
+            stop: async () => ({ workers: workersCpu(procs) - before!.workers, postgres: backendDelta(before!.backends, await backendCpu(dbs.admin, name)), bench: ownCpu(before!.bench) }),
           };
           results.push(await measure(db, fake, probe, { phase, backend: 'postgres', provider, processes, repeat }, notes));
         } finally {
@@ -393,7 +333,7 @@ async function onPglite(fake: ProviderFake, notes: string[]): Promise<RunResult[
         await seed(db, fake.url);
         if (provider === 'sandbox') await db.query('update provider_accounts set enabled = false');
         // What `rapport start` sends through: the tenant's accounts, the sandbox for channels without one.
-        const { router } = deliveryFor(db, { secrets: new SecretBox(SECRET_KEY) });
+        const { router } = deliveryFor(db, { secrets: new SecretBox(HTTP_SECRET_KEY) });
         const worker = new Worker({ db, clock: systemClock, providers: router });
         await worker.start();
         try {
@@ -493,7 +433,7 @@ function tables(cs: Config[]): string {
 
 async function main(): Promise<void> {
   const started = performance.now();
-  const hostBusyBeforePercent = await hostBusyPercent(2000);
+  const hostBusyBeforePercent = await hostBusyPercent(args.quick ? 500 : 2000);
   const notes: string[] = [];
   const versions: Record<string, string> = {};
   const results: RunResult[] = [];
@@ -502,13 +442,10 @@ async function main(): Promise<void> {
     if (BACKENDS.includes('postgres')) {
       ensureBuilt();
       const dbs = await BenchDatabases.open();
-      const onSignal = () => void dbs.close().finally(() => process.exit(130));
-      process.once('SIGINT', onSignal);
       try {
         versions.postgres = dbs.version;
         results.push(...(await onPostgres(dbs, fake, notes)));
       } finally {
-        process.off('SIGINT', onSignal);
         await dbs.close();
       }
     }
@@ -542,14 +479,7 @@ async function main(): Promise<void> {
     notes: [...new Set(notes)],
     benchSeconds: round((performance.now() - started) / 1000, 1),
   };
-  const file = writeResult('dispatch', args.quick, summary);
-
-  console.log('\n' + tables(cs) + '\n');
-  for (const p of summary.problems) console.log(`PROBLEM ${p}`);
-  for (const n of summary.notes) console.log(n);
-  console.error(`written to ${file}`);
-  console.log(JSON.stringify(summary));
-  if (summary.problems.length) process.exitCode = 1;
+  finish('dispatch', args.quick, summary, tables(cs));
 }
 
 await main();

@@ -1,14 +1,20 @@
 /**
- * The workload of bench/engine.ts, shared with test/workers.test.ts: one tenant that may send at
- * any hour, contacts spread over twelve time zones with three attributes and consent on SMS and
- * email, the three-step journey (SMS, wait 0, email), and enrolment of everyone in it. Seeding
- * is set-based SQL so that preparing 100,000 contacts takes seconds and is not what is measured.
+ * The workload of bench/engine.ts and bench/trigger.ts, shared with test/workers.test.ts: one
+ * tenant that may send at any hour, contacts spread over twelve time zones with three attributes
+ * and consent on SMS and email, the three-step journey (SMS, wait 0, email), enrolment of
+ * everyone in it, and the tenant's Twilio and SendGrid accounts pointed at bench/provider-fake.ts.
+ * Seeding is set-based SQL so that preparing 100,000 contacts takes seconds and is not what is
+ * measured.
  */
+import { builtInAdapters } from '../src/channels/adapters/index.js';
 import type { JourneyDefinition } from '../src/core/journey/definition.js';
 import { compileJourney } from '../src/core/journey/validate.js';
+import { SecretBox } from '../src/core/secrets.js';
+import { SandboxProvider } from '../src/engine/providers.js';
 import type { Db, Queryable } from '../src/store/db.js';
 import { enrollContacts } from '../src/store/enrollments.js';
 import { newId } from '../src/store/ids.js';
+import { createAccount } from '../src/store/provider-accounts.js';
 import { createTenant } from '../src/store/tenants.js';
 
 export const ZONES = [
@@ -50,8 +56,13 @@ export const THREE_STEPS_HISTORY = ['sms:queued', 'pause:waited', 'mail:queued',
 /** A tenant whose send window is every hour of every day and that has no quiet hours. */
 export async function benchTenant(db: Queryable, name = 'Engine bench'): Promise<string> {
   const t = await createTenant(db, { name, time_zone: 'UTC' });
-  await db.query(`update tenants set send_window = '{"days":[1,2,3,4,5,6,7],"start":"00:00","end":"00:00"}', quiet_hours = '{}' where id = $1`, [t.id]);
+  await sendAnyHour(db, t.id);
   return t.id;
+}
+
+/** Lets the tenant send at every hour of every day, without quiet hours. */
+export async function sendAnyHour(db: Queryable, tenantId: string): Promise<void> {
+  await db.query(`update tenants set send_window = '{"days":[1,2,3,4,5,6,7],"start":"00:00","end":"00:00"}', quiet_hours = '{}' where id = $1`, [tenantId]);
 }
 
 /**
@@ -118,4 +129,27 @@ export async function enrollAll(db: Db, tenantId: string, journeyId: string, con
     for (const ids of chunks) enrolled += await db.transaction((tx) => enrol(tx, ids));
   }
   return enrolled;
+}
+
+/** Whoever sends through the accounts of addHttpAccounts opens their sealed credentials with it (RAPPORT_SECRET_KEY). */
+export const HTTP_SECRET_KEY = 'rapport-bench-engine-secret-key-0123456789ab';
+/** What the fake accepts: start it with ProviderFake.start(TWILIO, SENDGRID). */
+export const TWILIO = { account_sid: `AC${'e'.repeat(32)}`, auth_token: 'b'.repeat(32) };
+export const SENDGRID = { api_key: `SG.rapport-bench-engine.${'k'.repeat(43)}` };
+
+/**
+ * Gives the tenant a Twilio account for SMS and (unless `channels` leaves it out) a SendGrid
+ * account for e-mail, both pointed at the fake, first in priority, with a sender rate no run
+ * reaches: the providers' throughput limits are not what is measured.
+ */
+export async function addHttpAccounts(db: Db, tenantId: string, fakeUrl: string, channels: readonly ('sms' | 'email')[] = ['sms', 'email']): Promise<void> {
+  const deps = { secrets: new SecretBox(HTTP_SECRET_KEY), adapters: builtInAdapters(new SandboxProvider()) };
+  const accounts = {
+    sms: { name: 'Bench Twilio', kind: 'twilio', credentials: TWILIO, config: { from: '+14155550100' } },
+    email: { name: 'Bench SendGrid', kind: 'sendgrid', credentials: SENDGRID, config: { from: 'Rapport Bench <bench@example.com>' } },
+  } as const;
+  for (const channel of channels) {
+    const a = accounts[channel];
+    await createAccount(db, deps, tenantId, { ...a, channel, priority: 1, config: { ...a.config, base_url: fakeUrl, rate_per_second: 1_000_000 } }, 'bench', new Date());
+  }
 }

@@ -4,8 +4,10 @@
  *   2. the same contacts upserted again (every row an update);
  *   3. events recorded with POST /v1/events/batch, naming their contact by external_id.
  *
- *   npm run bench -- [--quick] [--concurrency 2] [--batch 5000] [--rows 100000]
- *                    [--backend all|pglite|postgres] [--profile]
+ *   npm run bench:ingest -- [--quick] [--concurrency 2] [--batch 5000] [--rows 100000]
+ *                           [--backend all|pglite|postgres] [--profile]
+ *
+ * --quick: 5,000 rows in batches of 1,000.
  *
  * The server runs in a child process (bench/ingest-server.ts): the client's work (serialising
  * 1.5 MB bodies, parsing 5,000 outcomes per answer) would otherwise run on the server's event loop
@@ -22,36 +24,27 @@
  * busy the whole machine was: on a shared machine compare CPU seconds, not only rows/s. --profile
  * runs the server under --cpu-prof and leaves its profiles in a temporary folder.
  */
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, hostname, tmpdir } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import type { ClientMessage, ServerMessage } from './ingest-server.js';
 import { contacts, events, updates } from './ingest-workload.js';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const SERVER = fileURLToPath(new URL('./ingest-server.ts', import.meta.url));
-const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
+import { backendCpu, backendDelta, BenchDatabases, BenchServer, commit, finish, hostCpu, hostPercent, machine, markdownTable, pgliteVersion, quantile, round, sleep } from './lib.js';
 
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     rows: { type: 'string' },
-    batch: { type: 'string', default: '5000' },
+    batch: { type: 'string' },
     concurrency: { type: 'string', default: '2' },
     backend: { type: 'string', default: 'all' },
     profile: { type: 'boolean', default: false },
   },
 });
-const ROWS = Number(args.rows ?? (args.quick ? 20_000 : 100_000));
-const BATCH = Number(args.batch);
+const ROWS = Number(args.rows ?? (args.quick ? 5_000 : 100_000));
+const BATCH = Number(args.batch ?? (args.quick ? 1_000 : 5_000));
 const CONCURRENCY = Number(args.concurrency);
 const BACKENDS = args.backend === 'all' ? (['pglite', 'postgres'] as const) : ([args.backend] as ('pglite' | 'postgres')[]);
-const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 for (const [name, v] of Object.entries({ rows: ROWS, batch: BATCH, concurrency: CONCURRENCY })) {
   if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
 }
@@ -65,55 +58,6 @@ function batches<T>(rows: T[], key: string): string[] {
 
 // ---------------------------------------------------------------------------------------------
 // The server and the client.
-
-interface Server {
-  url: string;
-  apiKey: string;
-  cpuSeconds(): Promise<number>;
-  stop(): Promise<void>;
-}
-
-function nextMessage(child: ChildProcess): Promise<ServerMessage> {
-  return new Promise((resolve, reject) => {
-    const onExit = (code: number | null) => reject(new Error(`the bench server exited (${code}) before answering`));
-    child.once('exit', onExit);
-    child.once('message', (m) => {
-      child.off('exit', onExit);
-      resolve(m as ServerMessage);
-    });
-  });
-}
-
-async function startServer(env: Record<string, string>, profileDir?: string): Promise<Server> {
-  const execArgv = ['--import', 'tsx', ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])];
-  const child = fork(SERVER, [], {
-    cwd: ROOT,
-    execArgv,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATABASE_URL: '', RAPPORT_ADMIN_TOKEN: '', ...env },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const first = await nextMessage(child);
-  if (!('url' in first)) throw new Error('the bench server did not report its URL');
-  const ask = async (m: ClientMessage) => {
-    const answer = nextMessage(child);
-    child.send(m);
-    return answer;
-  };
-  return {
-    url: first.url,
-    apiKey: first.apiKey,
-    async cpuSeconds() {
-      const m = await ask('cpu');
-      if (!('cpuSeconds' in m)) throw new Error('the bench server did not report its CPU time');
-      return m.cpuSeconds;
-    },
-    async stop() {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.send('stop' satisfies ClientMessage);
-      await exited;
-    },
-  };
-}
 
 interface PhaseResult {
   phase: string;
@@ -130,71 +74,24 @@ interface PhaseResult {
   problems: string[];
 }
 
-/** Busy and total CPU time of the machine, summed over its cores, in ms. */
-function hostCpu(): { busy: number; total: number } {
-  let busy = 0;
-  let total = 0;
-  for (const { times } of cpus()) {
-    busy += times.user + times.nice + times.sys + times.irq;
-    total += times.user + times.nice + times.sys + times.irq + times.idle;
-  }
-  return { busy, total };
-}
-
 /**
  * How busy other processes keep the machine, as a share of all its cores, over `ms` while the
  * bench itself is idle: another job running would skew every figure.
  */
 async function othersBusyPercent(target: Target, ms: number): Promise<number> {
   const before = { host: hostCpu(), server: await target.server.cpuSeconds(), postgres: (await target.postgresCpu()) ?? 0, client: process.cpuUsage() };
-  await new Promise((resolve) => setTimeout(resolve, ms));
+  await sleep(ms);
   const host = hostCpu();
   const client = process.cpuUsage(before.client);
   const ours = (await target.server.cpuSeconds()) - before.server + ((await target.postgresCpu()) ?? 0) - before.postgres + (client.user + client.system) / 1e6;
   return Math.max(0, Math.round((100 * (host.busy - before.host.busy - ours * 1000)) / (host.total - before.host.total)));
 }
 
-const CLOCK_TICKS = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/**
- * CPU seconds used so far by the PostgreSQL backends connected to `database`, read from /proc;
- * undefined when the server is not on this machine. Backends live as long as the server's pool
- * keeps them, which is longer than a phase.
- */
-async function postgresCpu(admin: pg.Client, database: string): Promise<number | undefined> {
-  const { rows } = await admin.query<{ pid: number }>('select pid from pg_stat_activity where datname = $1', [database]);
-  let ticks = 0;
-  for (const { pid } of rows) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      return undefined;
-    }
-    if (!stat.includes('(postgres)')) return undefined;
-    // Fields after "pid (comm) ": state is the first, utime the 12th, stime the 13th (proc(5)).
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(fields[11]) + Number(fields[12]);
-  }
-  return ticks / CLOCK_TICKS;
-}
-
-const quantile = (xs: number[], q: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
-};
-
-const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
+const sortedQuantile = (xs: number[], q: number) => quantile([...xs].sort((a, b) => a - b), q);
 
 interface Target {
   backend: 'pglite' | 'postgres';
-  server: Server;
+  server: BenchServer;
   postgresCpu: () => Promise<number | undefined>;
 }
 
@@ -241,14 +138,14 @@ async function runPhase({ backend, server, postgresCpu }: Target, { phase, path,
     rows,
     seconds: round(seconds, 2),
     rowsPerSecond: Math.round(rows / seconds),
-    medianBatchMs: Math.round(quantile(latencies, 0.5)),
-    p95BatchMs: Math.round(quantile(latencies, 0.95)),
+    medianBatchMs: Math.round(sortedQuantile(latencies, 0.5)),
+    p95BatchMs: Math.round(sortedQuantile(latencies, 0.95)),
     cpuSeconds: {
       server: round(serverCpu, 2),
       ...(pgAfter !== undefined && before.postgres !== undefined ? { postgres: round(pgAfter - before.postgres, 2) } : {}),
       client: round((client.user + client.system) / 1e6, 2),
     },
-    hostCpuPercent: Math.round((100 * (host.busy - before.host.busy)) / (host.total - before.host.total)),
+    hostCpuPercent: hostPercent(before.host, host),
     problems,
   };
 }
@@ -264,7 +161,7 @@ const expectCounts =
   };
 
 /** Whether the events route exists yet: an empty batch is refused by validation (400), an absent route is 404. */
-async function hasEventsRoute(server: Server): Promise<boolean> {
+async function hasEventsRoute(server: BenchServer): Promise<boolean> {
   const res = await fetch(`${server.url}/v1/events/batch`, {
     method: 'POST',
     headers: { authorization: `Bearer ${server.apiKey}`, 'content-type': 'application/json' },
@@ -300,22 +197,16 @@ async function benchBackend(backend: 'pglite' | 'postgres', work: Workload, prof
     const dir = mkdtempSync(join(tmpdir(), 'rapport-bench-'));
     env = { RAPPORT_DATA_DIR: dir };
     cleanup = async () => rmSync(dir, { recursive: true, force: true });
-    const pglite = JSON.parse(readFileSync(join(ROOT, 'node_modules/@electric-sql/pglite/package.json'), 'utf8')) as { version: string };
-    version = `PGlite ${pglite.version} (on disk)`;
+    version = `PGlite ${pgliteVersion()} (on disk)`;
   } else {
-    const name = `rapport_bench_${randomBytes(5).toString('hex')}`;
     // Stays open for the run: it creates and drops the bench database and reads its backends' CPU.
-    const admin = new pg.Client({ connectionString: DATABASE_URL });
-    await admin.connect();
-    version = (await admin.query<{ v: string }>('select version() as v')).rows[0]!.v.split(' on ')[0]!;
-    await admin.query(`create database ${name}`);
-    const url = new URL(DATABASE_URL);
-    url.pathname = `/${name}`;
-    env = { DATABASE_URL: url.toString() };
-    measurePostgres = () => postgresCpu(admin, name);
-    cleanup = async () => {
-      await admin.query(`drop database if exists ${name} with (force)`).finally(() => admin.end());
-    };
+    const dbs = await BenchDatabases.open();
+    const name = await dbs.create('ingest');
+    version = dbs.version;
+    env = { DATABASE_URL: dbs.url(name) };
+    // CPU of every backend serving the server so far: they live as long as its pool keeps them, longer than a phase.
+    measurePostgres = async () => backendDelta(new Map(), await backendCpu(dbs.admin, name));
+    cleanup = () => dbs.close();
   }
   const cleanupOnSignal = () => void cleanup().finally(() => process.exit(130));
   process.once('SIGINT', cleanupOnSignal);
@@ -324,7 +215,7 @@ async function benchBackend(backend: 'pglite' | 'postgres', work: Workload, prof
   const results: PhaseResult[] = [];
   let hostBusyBeforePercent: number | undefined;
   try {
-    const server = await startServer(env, profileDir);
+    const server = await BenchServer.start({ RAPPORT_WORKERS: '1', ...env }, profileDir);
     try {
       const target: Target = { backend, server, postgresCpu: measurePostgres };
       hostBusyBeforePercent = await othersBusyPercent(target, 2000);
@@ -364,33 +255,10 @@ function report(r: PhaseResult): void {
 }
 
 function table(rows: PhaseResult[]): string {
-  const head = ['phase', 'backend', 'rows', 'seconds', 'rows/s', 'median batch ms', 'p95 batch ms', 'cpu s: server', 'postgres', 'client', 'host cpu %'];
-  const body = rows.map((r) => [
-    r.phase,
-    r.backend,
-    String(r.rows),
-    r.seconds.toFixed(2),
-    String(r.rowsPerSecond),
-    String(r.medianBatchMs),
-    String(r.p95BatchMs),
-    r.cpuSeconds.server.toFixed(2),
-    r.cpuSeconds.postgres?.toFixed(2) ?? '-',
-    r.cpuSeconds.client.toFixed(2),
-    String(r.hostCpuPercent),
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
-}
-
-function commit(): string | undefined {
-  try {
-    const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
-    return dirty ? `${sha}+dirty` : sha;
-  } catch {
-    return undefined;
-  }
+  return markdownTable(
+    ['phase', 'backend', 'rows', 'seconds', 'rows/s', 'median batch ms', 'p95 batch ms', 'CPU s server / postgres / client', 'host busy'],
+    rows.map((r) => [r.phase, r.backend, r.rows, r.seconds, r.rowsPerSecond, r.medianBatchMs, r.p95BatchMs, `${r.cpuSeconds.server} / ${r.cpuSeconds.postgres ?? '–'} / ${r.cpuSeconds.client}`, `${r.hostCpuPercent}%`]),
+  );
 }
 
 async function main(): Promise<void> {
@@ -398,7 +266,6 @@ async function main(): Promise<void> {
   const people = contacts(ROWS);
   const work: Workload = { create: batches(people, 'contacts'), update: batches(updates(people), 'contacts'), events: batches(events(ROWS, ROWS), 'events') };
 
-  const date = new Date().toISOString().slice(0, 10);
   // Profiles are tens of MB each and belong to one investigation, not to the recorded results.
   const profileDir = args.profile ? mkdtempSync(join(tmpdir(), 'rapport-bench-profile-')) : undefined;
   if (profileDir) console.error(`server CPU profiles go to ${profileDir} (open them in Chrome DevTools or speedscope)`);
@@ -417,24 +284,15 @@ async function main(): Promise<void> {
   const summary = {
     bench: 'ingest',
     date: new Date().toISOString(),
-    host: hostname(),
-    cpu: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`,
-    node: process.version,
+    ...machine(),
     commit: commit(),
     options: { rows: ROWS, batch: BATCH, concurrency: CONCURRENCY },
     backends,
     results: results.map(({ problems, ...r }) => ({ ...r, problems: problems.length })),
+    problems: results.flatMap((r) => r.problems.map((p) => `${r.backend} ${r.phase}: ${p}`)),
     notes,
   };
-  mkdirSync(RESULTS, { recursive: true });
-  const file = join(RESULTS, `${date}-${hostname()}-ingest${args.quick ? '-quick' : ''}.json`);
-  writeFileSync(file, JSON.stringify(summary, null, 2) + '\n');
-
-  console.log('\n' + table(results) + '\n');
-  for (const n of notes) console.log(n);
-  console.error(`written to ${file}`);
-  console.log(JSON.stringify(summary));
-  if (results.some((r) => r.problems.length)) process.exitCode = 1;
+  finish('ingest', args.quick, summary, table(results));
 }
 
 await main();

@@ -1,21 +1,25 @@
 /**
- * What the benchmarks share: statistics over samples, CPU readings from /proc and os.cpus(),
- * databases created and dropped on the PostgreSQL server, the compiled CLI kept fresh, the
- * Twilio and SendGrid fake in its own process, and the recorded result file. bench/dispatch.ts and
- * bench/baseline-graphile.ts use it; bench/engine.ts (which takes only the fake from here) and
- * bench/ingest.ts still carry their own copies of most of it.
+ * What the benchmarks share: statistics over samples, CPU and memory readings from /proc and
+ * os.cpus(), databases created and dropped on the PostgreSQL server, the compiled CLI kept fresh,
+ * `rapport worker` processes, the API server in a process of its own (bench/ingest-server.ts) and
+ * a keep-alive client for it, the Twilio and SendGrid fake in its own process, and the recorded
+ * result file.
  */
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import http from 'node:http';
 import pg from 'pg';
+import type { Queryable } from '../src/store/db.js';
+import type { ClientMessage, ServerMessage } from './ingest-server.js';
 import type { FakeCommand, FakeMessage, FakeReport } from './provider-fake.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
-export const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
+/** Where result files go: bench/results, or RAPPORT_BENCH_RESULTS for runs that are not to be recorded. */
+export const RESULTS = process.env.RAPPORT_BENCH_RESULTS || fileURLToPath(new URL('./results/', import.meta.url));
 export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 export const round = (x: number, digits = 0) => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -32,13 +36,15 @@ export function quantile(sorted: readonly number[], q: number): number {
 export interface Percentiles {
   p50: number;
   p90: number;
+  p95: number;
   p99: number;
   max: number;
 }
 
 export function percentiles(xs: readonly number[], digits = 1): Percentiles {
   const s = [...xs].sort((a, b) => a - b);
-  return { p50: round(quantile(s, 0.5), digits), p90: round(quantile(s, 0.9), digits), p99: round(quantile(s, 0.99), digits), max: round(s[s.length - 1] ?? NaN, digits) };
+  const q = (x: number) => round(quantile(s, x), digits);
+  return { p50: q(0.5), p90: q(0.9), p95: q(0.95), p99: q(0.99), max: round(s[s.length - 1] ?? NaN, digits) };
 }
 
 /**
@@ -131,17 +137,85 @@ export function backendDelta(before: Map<number, number> | undefined, after: Map
 }
 
 // ---------------------------------------------------------------------------------------------
+// Memory
+
+export const MiB = 1024 * 1024;
+
+/** A "VmHWM:   123456 kB" line of /proc/<pid>/status in MiB, or undefined when /proc cannot tell. */
+export function procStatusMiB(pid: number, field: 'VmHWM' | 'VmRSS'): number | undefined {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The largest RSS seen for each of some processes (or this one, pid 0), read every 500 ms: VmHWM
+ * alone cannot tell a peak during the run from one while the bench was seeding in the same
+ * process.
+ */
+export class RssSampler {
+  private readonly max: number[];
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly pids: number[]) {
+    this.max = pids.map(() => 0);
+    this.sample();
+    this.timer = setInterval(() => this.sample(), 500);
+  }
+
+  private sample(): void {
+    this.pids.forEach((pid, i) => {
+      const mib = pid === 0 ? process.memoryUsage().rss / MiB : procStatusMiB(pid, 'VmRSS');
+      if (mib !== undefined) this.max[i] = Math.max(this.max[i]!, mib);
+    });
+  }
+
+  /** Takes a last sample and stops; the maxima in MiB, one per pid. */
+  stop(): number[] {
+    this.sample();
+    clearInterval(this.timer);
+    return this.max.map((m) => round(m, 1));
+  }
+}
+
+/** pg_database_size() of the database `db` is connected to. */
+export async function databaseBytes(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ bytes: string | number }>('select pg_database_size(current_database()) as bytes');
+  return Number(rows[0]!.bytes);
+}
+
+/** Calls `check` every `everyMs` until it answers true (then true) or `timeoutMs` has passed (then false). */
+export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, everyMs = 100): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(everyMs);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // PostgreSQL databases for a run
 
-/** Databases named rapport_bench_<random>_<suffix> on the server at DATABASE_URL; close() drops every one this made. */
+/**
+ * Databases named rapport_bench_<random>_<suffix> on the server at DATABASE_URL; close() drops
+ * every one this made, and so does Ctrl-C before it.
+ */
 export class BenchDatabases {
   private readonly created = new Set<string>();
+  private closed: Promise<void> | undefined;
+  private readonly onSignal = () => void this.close().finally(() => process.exit(130));
 
   private constructor(
     readonly admin: pg.Client,
     readonly version: string,
     private readonly prefix: string,
-  ) {}
+  ) {
+    process.once('SIGINT', this.onSignal);
+  }
 
   static async open(): Promise<BenchDatabases> {
     const admin = new pg.Client({ connectionString: DATABASE_URL, application_name: BENCH_APP });
@@ -169,9 +243,13 @@ export class BenchDatabases {
     this.created.delete(name);
   }
 
-  async close(): Promise<void> {
-    for (const name of [...this.created]) await this.drop(name).catch(() => {});
-    await this.admin.end();
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      process.off('SIGINT', this.onSignal);
+      for (const name of [...this.created]) await this.drop(name).catch(() => {});
+      await this.admin.end();
+    })();
+    return this.closed;
   }
 }
 
@@ -220,10 +298,174 @@ export function writeResult(bench: string, quick: boolean, summary: unknown): st
   return file;
 }
 
+/**
+ * The end of a bench: writes its result file, prints its tables, problems and notes, then the
+ * summary as the last line of stdout (bench/run.ts reads it). Any problem makes the exit code 1.
+ */
+export function finish(bench: string, quick: boolean, summary: { problems: readonly string[]; notes?: readonly string[] }, tables: string): void {
+  const file = writeResult(bench, quick, summary);
+  console.log('\n' + tables + '\n');
+  for (const p of summary.problems) console.log(`PROBLEM ${p}`);
+  for (const n of summary.notes ?? []) console.log(n);
+  console.error(`written to ${file}`);
+  console.log(JSON.stringify(summary));
+  if (summary.problems.length) process.exitCode = 1;
+}
+
 /** A Markdown table: the first column left-aligned, the others right-aligned. */
 export function markdownTable(head: string[], rows: (string | number)[][]): string {
   const cells = rows.map((r) => r.map((c) => (typeof c === 'number' ? c.toLocaleString('en-US') : c)));
   return [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...cells.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker processes and the API server, each in a process of its own
+
+const BIN = join(ROOT, 'bin/rapport.js');
+const SERVER = fileURLToPath(new URL('./ingest-server.ts', import.meta.url));
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  /** What it has printed so far. */
+  output: () => string;
+}
+
+/**
+ * Starts `n` worker processes on the database at `url` and waits until each says it is running:
+ * `node bin/rapport.js worker --concurrency 1` (the compiled CLI: call ensureBuilt() first), or
+ * with `script` a TypeScript file run through tsx that prints the same lines (bench/engine-worker.ts).
+ * `profileDir` runs them under --cpu-prof.
+ */
+export async function startWorkers(n: number, url: string, opts: { script?: string; profileDir?: string; env?: Record<string, string> } = {}): Promise<WorkerProcess[]> {
+  const prof = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : [];
+  const procs = Array.from({ length: n }, () => {
+    const argv = opts.script ? [...prof, '--import', 'tsx', opts.script] : [...prof, BIN, 'worker', '--concurrency', '1'];
+    const child = spawn(process.execPath, argv, { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'warn', ...opts.env, DATABASE_URL: url }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    return { child, output: () => out };
+  });
+  const deadline = Date.now() + 60_000;
+  while (!procs.every((p) => /running/.test(p.output()))) {
+    const dead = procs.find((p) => p.child.exitCode !== null);
+    if (dead) {
+      await stopWorkers(procs);
+      throw new Error(`a worker process exited (${dead.child.exitCode}) before it was running: ${dead.output()}`);
+    }
+    if (Date.now() > deadline) {
+      await stopWorkers(procs);
+      throw new Error('worker processes did not start within 60 s');
+    }
+    await sleep(25);
+  }
+  return procs;
+}
+
+/** Stops the processes with SIGTERM and returns the steps each reports ("stopped after N steps"). */
+export async function stopWorkers(procs: WorkerProcess[]): Promise<number[]> {
+  await Promise.all(
+    procs.map(
+      (p) =>
+        new Promise<void>((resolve) => {
+          if (p.child.exitCode !== null || p.child.signalCode !== null) return resolve();
+          p.child.once('exit', () => resolve());
+          p.child.kill('SIGTERM');
+        }),
+    ),
+  );
+  return procs.map((p) => Number(/stopped after (\d+) steps/.exec(p.output())?.[1] ?? NaN));
+}
+
+/** CPU seconds the worker processes have used so far; NaN when /proc cannot tell. */
+export const workersCpu = (procs: WorkerProcess[]) => procs.reduce((sum, p) => sum + (processCpu(p.child.pid!) ?? NaN), 0);
+
+function nextServerMessage(child: ChildProcess): Promise<ServerMessage> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`the bench server exited (${code}) before answering`));
+    child.once('exit', onExit);
+    child.once('message', (m) => {
+      child.off('exit', onExit);
+      resolve(m as ServerMessage);
+    });
+  });
+}
+
+/**
+ * Rapport's server (bench/ingest-server.ts: `rapport start` as a child process with an IPC
+ * channel) on an empty database: PGlite in RAPPORT_DATA_DIR, or PostgreSQL at DATABASE_URL. It
+ * runs RAPPORT_WORKERS in-process workers (1 unless `env` says otherwise) and creates the first
+ * tenant, whose API key it reports.
+ */
+export class BenchServer {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly url: string,
+    readonly apiKey: string,
+  ) {}
+
+  static async start(env: Record<string, string>, profileDir?: string): Promise<BenchServer> {
+    const child = fork(SERVER, [], {
+      cwd: ROOT,
+      execArgv: ['--import', 'tsx', ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])],
+      env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATABASE_URL: '', RAPPORT_ADMIN_TOKEN: '', LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const first = await nextServerMessage(child);
+    if (!('url' in first)) throw new Error('the bench server did not report its URL');
+    return new BenchServer(child, first.url, first.apiKey);
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  async cpuSeconds(): Promise<number> {
+    const answer = nextServerMessage(this.child);
+    this.child.send('cpu' satisfies ClientMessage);
+    const m = await answer;
+    if (!('cpuSeconds' in m)) throw new Error('the bench server did not report its CPU time');
+    return m.cpuSeconds;
+  }
+
+  /** Stops it, letting --cpu-prof write its profile. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    if (this.child.connected) this.child.send('stop' satisfies ClientMessage);
+    else this.child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+export interface JsonPoster {
+  post(path: string, body: string): Promise<{ status: number; text: string }>;
+  close(): void;
+}
+
+/**
+ * POSTs JSON with a bearer token over keep-alive node:http connections, which cost the client a
+ * fraction of what fetch does: the client shares the machine with the server it measures.
+ */
+export function jsonPoster(baseUrl: string, apiKey: string, maxSockets = 256): JsonPoster {
+  const agent = new http.Agent({ keepAlive: true, maxSockets });
+  const url = new URL(baseUrl);
+  return {
+    post: (path, body) =>
+      new Promise((resolve, reject) => {
+        const req = http.request(
+          { host: url.hostname, port: url.port, path, method: 'POST', agent, headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (d: string) => (text += d));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      }),
+    close: () => agent.destroy(),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,11 +15,14 @@
  * JSON `{errors: [{message, field, help}]}`: 401 for a bad key, 400 naming the first field of
  * personalizations[].to[].email, from.email, subject and content[] that is missing.
  *
- * For each accepted message it notes when the request arrived (epoch ms, sub-millisecond) and
+ * For each accepted message it notes when the request arrived (epoch ms, sub-millisecond) under
  * the outbox id: "ref <uuid>" in the body text, or for SendGrid the custom_args.rapport_message_id
- * Rapport's adapter sets. Run with `node --import tsx` and an IPC channel: it sends `{ url }` once
- * listening, answers 'reset' with `{ reset: true }` once it has forgotten everything, 'report'
- * with what it saw since, and exits on 'stop'.
+ * Rapport's adapter sets. An SMS without a ref counts as unmatched and is noted under its `To`
+ * number instead (bench/trigger.ts sends one SMS per contact and matches them that way).
+ *
+ * Run with `node --import tsx` and an IPC channel: it sends `{ url }` once listening, answers
+ * 'reset' with `{ reset: true }` once it has forgotten everything, 'report' with what it saw
+ * since, and exits on 'stop'.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -36,7 +39,7 @@ export interface FakeProviderCounts {
   accepted: number;
   /** Accepted messages without an outbox id the fake could read. */
   unmatched: number;
-  /** Outbox ids accepted more than once. */
+  /** Keys (outbox ids, or `To` numbers of SMS without one) accepted more than once. */
   duplicates: number;
   /** Refusals by Twilio error code or SendGrid HTTP status. */
   refused: Record<string, number>;
@@ -45,9 +48,9 @@ export interface FakeProviderCounts {
 export interface FakeReport {
   /** Requests to either send resource, accepted or not. */
   requests: number;
-  /** Accepted messages with an outbox id: the id and arrival time (epoch ms), in arrival order. */
+  /** Accepted messages with an outbox id (or an SMS without one, by its `To` number): the key and arrival time (epoch ms), in arrival order. */
   received: [id: string, at: number][];
-  /** Outbox ids accepted more than once. */
+  /** Keys accepted more than once. */
   duplicates: number;
   /** Accepted messages without an outbox id. */
   unmatched: number;
@@ -79,14 +82,16 @@ let cpuSince = process.cpuUsage();
 
 const now = () => performance.timeOrigin + performance.now();
 
-/** Notes an accepted message under its outbox id, if it carries one. */
-function accept(provider: FakeProvider, ref: string | undefined, at: number): void {
+/** Notes an accepted message under its outbox id, or when it carries none (unmatched) under `fallback`. */
+function accept(provider: FakeProvider, ref: string | undefined, at: number, fallback?: string): void {
   const c = counts[provider];
   c.accepted++;
-  if (!ref) return void c.unmatched++;
-  if (seen.has(ref)) c.duplicates++;
-  seen.add(ref);
-  received.push([ref, at]);
+  if (!ref) c.unmatched++;
+  const key = ref ?? fallback;
+  if (!key) return;
+  if (seen.has(key)) c.duplicates++;
+  seen.add(key);
+  received.push([key, at]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -110,7 +115,7 @@ function twilio(req: IncomingMessage, res: ServerResponse, accountSid: string, r
   if (!from && !form.get('MessagingServiceSid')) return refuseTwilio(res, 400, 21603, "A 'From' phone number is required.");
   if (!body && !form.get('MediaUrl')) return refuseTwilio(res, 400, 21602, 'Message body is required.');
 
-  accept('twilio', REF.exec(body)?.[1], at);
+  accept('twilio', REF.exec(body)?.[1], at, to);
   const sid = `SM${randomBytes(16).toString('hex')}`;
   const date = new Date().toUTCString().replace('GMT', '+0000');
   res.writeHead(201, { 'content-type': 'application/json; charset=utf-8' });

@@ -12,7 +12,6 @@ let api: TestApi;
 let t: TestTenant;
 let providers: ReturnType<typeof sandboxRegistry>;
 let worker: Worker;
-const HOUR = 3_600_000;
 
 beforeAll(async () => {
   api = await testApi();

@@ -254,6 +254,43 @@ describe('journey engine', () => {
     expect(await messages(c)).toHaveLength(0);
   });
 
+  it('sends a message in the same worker loop whose scheduler batch queued it, without waiting for a poll', async () => {
+    await publishJourney(db, tenant, { entry: { event: 'now' }, nodes: [{ id: 'hi', type: 'send', channel: 'sms', content: { body: 'at once' } }] });
+    const c = await contact();
+    await event(c, 'now');
+    expect(await worker.once()).toBe(true);
+    expect((await messages(c)).map((m: any) => m.status)).toEqual(['sent']);
+  });
+
+  it('re-enters a journey on the event that just converted the contact, when re-entry allows it', async () => {
+    await publishJourney(db, tenant, {
+      entry: { event: 'purchase' },
+      goals: [{ event: 'purchase' }],
+      reentry: { mode: 'always' },
+      nodes: [{ id: 'w', type: 'wait', duration: '1d' }],
+    });
+    const c = await contact();
+    await event(c, 'purchase', { n: 1 });
+    await event(c, 'purchase', { n: 2 });
+    const { rows } = await db.query<any>('select status, end_reason, vars from enrollments where contact_id = $1 order by entered_at, ended_at nulls last', [c]);
+    expect(rows.map((r: any) => [r.status, r.end_reason, r.vars.trigger.n])).toEqual([
+      ['converted', 'goal reached', 1],
+      ['active', null, 2],
+    ]);
+  });
+
+  it('does not enrol a contact twice into a journey it is in, and counts only the entry that happened', async () => {
+    await publishJourney(db, tenant, { entry: { event: 'ping' }, reentry: { mode: 'always', max_entries: 2 }, nodes: [{ id: 'w', type: 'wait', duration: '1d' }] });
+    const c = await contact();
+    const first = await ingestEvents(db, tenant, [{ name: 'ping', contact_id: c }, { name: 'ping', contact_id: c }], clock.now(), {});
+    await event(c, 'ping');
+    expect(first.recorded).toBe(2);
+    const { rows } = await db.query<any>('select count(*)::int as n from enrollments where contact_id = $1', [c]);
+    expect(rows[0].n).toBe(1);
+    const { rows: entries } = await db.query<any>('select entries from journey_entries where contact_id = $1', [c]);
+    expect(entries).toEqual([{ entries: 1 }]);
+  });
+
   it('cancels queued messages and exits enrollments when the contact opts out of the channel', async () => {
     await publishJourney(db, tenant, {
       entry: { event: 'promo' },

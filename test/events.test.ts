@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ingestEvents } from '../src/store/events.js';
+import { EventBatcher, ingestEvents } from '../src/store/events.js';
 import { testApi, type TestApi, type TestTenant } from './helpers/api.js';
 
 let api: TestApi;
@@ -123,6 +123,64 @@ describe('events', () => {
     expect(second.body.data.map((e: { properties: { i: number } }) => e.properties.i)).toEqual([1, 0]);
     expect(second.body.next_cursor).toBeNull();
     expect((await api.call(other, 'GET', '/v1/events?name=page_view')).body.data).toEqual([]);
+  });
+
+  it('answers events posted at the same moment each as if it were alone', async () => {
+    const c = await api.call(t, 'POST', '/v1/contacts', { external_id: 'burst-1' });
+    const posts = [
+      ...Array.from({ length: 20 }, (_, i) => ({ name: 'burst', contact_id: c.body.id, properties: { i } })),
+      { name: 'burst', id: 'burst-twice', contact: { external_id: 'burst-2' } },
+      { name: 'burst', id: 'burst-twice', contact: { external_id: 'burst-2' } },
+      { name: 'burst', contact_id: '00000000-0000-4000-8000-000000000000' },
+      { name: 'burst', contact_id: c.body.id, contact: { external_id: 'burst-1' } },
+    ];
+    const answers = await Promise.all(posts.map((body) => api.call(t, 'POST', '/v1/events', body)));
+    expect(answers.slice(0, 20).map((a) => [a.status, a.body.status])).toEqual(Array.from({ length: 20 }, () => [202, 'recorded']));
+    const [first, second, unknown, malformed] = answers.slice(20);
+    // Whichever of the two came first is recorded; the other answers with its id.
+    expect([first!.body.status, second!.body.status].sort()).toEqual(['duplicate', 'recorded']);
+    expect(second!.body.id).toBe(first!.body.id);
+    expect(unknown!.status).toBe(404);
+    expect(unknown!.body.error.fields).toEqual([{ field: 'contact_id', in: 'body', message: 'is not a contact of this tenant' }]);
+    expect(malformed!.status).toBe(400);
+    expect(malformed!.body.error.fields[0].field).toBe('contact');
+    expect(await count("select count(*)::int as n from events where name = 'burst'")).toBe(21);
+  });
+
+  it('writes the events that arrive while one is being written in one transaction, each received when it came', async () => {
+    const c = await api.call(t, 'POST', '/v1/contacts', { external_id: 'shared-1' });
+    const batcher = new EventBatcher(api.db, () => api.clock.now());
+    const at = (i: number) => new Date(Date.parse('2026-03-02T09:00:00Z') + i * 1000);
+    const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) => batcher.record(t.id, { name: 'shared', contact_id: c.body.id, properties: { i } }, at(i), {})));
+    expect(outcomes.map((o) => o.status)).toEqual(Array.from({ length: 10 }, () => 'recorded'));
+    const { rows } = await api.db.query<{ id: string; i: number; received_at: Date; occurred_at: Date; tx: string }>(
+      "select id, (properties->>'i')::int as i, received_at, occurred_at, xmin::text as tx from events where name = 'shared' order by (properties->>'i')::int",
+    );
+    expect(rows.map((r) => r.id)).toEqual(outcomes.map((o) => (o.status === 'recorded' ? o.id : '')));
+    expect(rows.map((r) => [r.received_at, r.occurred_at])).toEqual(rows.map((r) => [at(r.i), at(r.i)]));
+    // Rows written by one transaction carry its id (xmin): the first event went alone, the nine that came meanwhile together.
+    expect(rows.map((r) => r.tx === rows[0]!.tx)).toEqual([true, ...Array.from({ length: 9 }, () => false)]);
+    expect(new Set(rows.slice(1).map((r) => r.tx)).size).toBe(1);
+  });
+
+  it('writes again alone each event of a shared transaction that failed, so one failure is nobody else\'s', async () => {
+    const c = await api.call(t, 'POST', '/v1/contacts', { external_id: 'shared-2' });
+    await api.db.exec(`
+      create function refuse_poison() returns trigger language plpgsql as $$
+      begin
+        if new.name = 'poison' then raise exception 'poisoned event'; end if;
+        return new;
+      end $$;
+      create trigger refuse_poison before insert on events for each row execute function refuse_poison();`);
+    try {
+      const batcher = new EventBatcher(api.db, () => api.clock.now());
+      const names = ['fine', 'fine', 'poison', 'fine', 'fine'];
+      const settled = await Promise.allSettled(names.map((name) => batcher.record(t.id, { name, contact_id: c.body.id }, api.clock.now(), {})));
+      expect(settled.map((r) => (r.status === 'fulfilled' ? r.value.status : (r.reason as Error).message))).toEqual(['recorded', 'recorded', 'poisoned event', 'recorded', 'recorded']);
+      expect(await count("select count(*)::int as n from events where contact_id = $1 and name = 'fine'", [c.body.id])).toBe(4);
+    } finally {
+      await api.db.exec('drop trigger refuse_poison on events; drop function refuse_poison()');
+    }
   });
 
   it('returns the rows it wrote, for whatever reacts to new events', async () => {

@@ -11,7 +11,7 @@ import type { Db, Queryable } from '../store/db.js';
 import { notifyWork } from '../store/enrollments.js';
 import { applyPendingReceipts } from '../store/message-status.js';
 import { getVersions, versionKey, type LiveVersion } from '../store/journey-versions.js';
-import { isSuppressedIn, loadConsent, loadContacts, loadSuppressed, tenantPolicies } from '../store/step-batch.js';
+import { isSuppressedIn, loadContactFacts, loadSuppressed, tenantPolicies } from '../store/step-batch.js';
 import type { Delivery, OutgoingMessage, ProviderRegistry, SendResult } from './providers.js';
 import { deliverResultWebhook } from './result-webhook.js';
 
@@ -108,21 +108,19 @@ export async function runDispatchBatch(db: Db, now: () => Date, providers: Provi
   const result: DispatchResult = { claimed: 0, sent: 0, failed: 0, held: 0, suppressed: 0 };
   const start = now();
   const ready = await db.transaction(async (tx) => {
-    // Urgent messages first (a small partial index finds them), then the rest by due time. One
-    // ordering by priority would walk every held message of a higher priority on each claim.
+    // Urgent messages first (a small partial index finds them), then the rest by due time, up to
+    // the limit, in one statement. One ordering by priority would walk every held message of a
+    // higher priority on each claim.
     const columns = 'id, tenant_id, contact_id, enrollment_id, journey_id, node, kind, channel, topic, transactional, idempotency_key, content, to_address, attempts, priority, account_id';
-    const { rows: urgent } = await tx.query<ClaimedMessage>(
-      `select ${columns} from messages where due_at <= $1 and priority >= ${URGENT_PRIORITY} order by priority desc, due_at limit $2 for update skip locked`,
+    const { rows: claimed } = await tx.query<ClaimedMessage>(
+      `with urgent as (
+         select ${columns} from messages where due_at <= $1 and priority >= ${URGENT_PRIORITY} order by priority desc, due_at limit $2 for update skip locked),
+       rest as (
+         select ${columns} from messages where due_at <= $1 and not (id = any(array(select id from urgent)))
+          order by due_at limit $2 - (select count(*) from urgent) for update skip locked)
+       select * from urgent union all select * from rest`,
       [start, limit],
     );
-    const { rows: rest } =
-      urgent.length < limit
-        ? await tx.query<ClaimedMessage>(
-            `select ${columns} from messages where due_at <= $1 and not (id = any($3::uuid[])) order by due_at limit $2 for update skip locked`,
-            [start, limit - urgent.length, urgent.map((m) => m.id)],
-          )
-        : { rows: [] };
-    const claimed = [...urgent, ...rest];
     result.claimed = claimed.length;
     if (!claimed.length) return [];
     return recheck(tx, start, claimed, result);
@@ -236,8 +234,7 @@ export async function runDispatchBatch(db: Db, now: () => Date, providers: Provi
 async function recheck(tx: Queryable, now: Date, claimed: ClaimedMessage[], result: DispatchResult): Promise<Prepared[]> {
   const pairs = claimed.map((m) => ({ tenant_id: m.tenant_id, contact_id: m.contact_id }));
   // One after another: a transaction's client runs one statement at a time anyway.
-  const contacts = await loadContacts(tx, [...new Set(claimed.map((m) => m.contact_id))]);
-  const consent = await loadConsent(tx, pairs);
+  const { contacts, consent } = await loadContactFacts(tx, pairs);
   const tenants = await tenantPolicies(tx, [...new Set(claimed.map((m) => m.tenant_id))]);
   const versions = await getVersions(
     tx,

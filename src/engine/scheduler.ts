@@ -7,9 +7,8 @@ import { getVersions, versionKey, type LiveVersion } from '../store/journey-vers
 import {
   claimDueEnrollments,
   isSuppressedIn,
-  journeyStatuses,
-  loadConsent,
-  loadContacts,
+  journeysAndTenants,
+  loadContactFacts,
   loadEngagement,
   loadEventTimes,
   loadRecentSends,
@@ -17,7 +16,6 @@ import {
   loadWhatsappInbound,
   longestCap,
   parkEnrollments,
-  tenantPolicies,
   writeOutcomes,
   type ClaimedEnrollment,
   type OutcomeRow,
@@ -54,7 +52,7 @@ export async function runSchedulerBatch(db: Db, now: Date, limit = DEFAULT_BATCH
 }
 
 async function evaluateBatch(tx: Tx, now: Date, claimed: ClaimedEnrollment[]): Promise<Omit<BatchResult, 'claimed'>> {
-  const statuses = await journeyStatuses(tx, [...new Set(claimed.map((e) => e.journey_id))]);
+  const { statuses, tenants } = await journeysAndTenants(tx, [...new Set(claimed.map((e) => e.journey_id))]);
   const park: string[] = [];
   const gone: ClaimedEnrollment[] = [];
   const live: ClaimedEnrollment[] = [];
@@ -68,12 +66,12 @@ async function evaluateBatch(tx: Tx, now: Date, claimed: ClaimedEnrollment[]): P
   for (const [tenant, ids] of groupBy(gone, (e) => e.tenant_id)) await endEnrollments(tx, tenant, ids.map((e) => e.id), 'cancelled', 'journey archived', now);
   if (!live.length) return { steps: 0, messages: 0, queued: 0 };
 
-  const pairs = live.map((e) => ({ tenant_id: e.tenant_id, contact_id: e.contact_id }));
   // One after another: a transaction's client runs one statement at a time anyway.
   const versions = await getVersions(tx, live);
-  const tenants = await tenantPolicies(tx, [...new Set(live.map((e) => e.tenant_id))]);
-  const contacts = await loadContacts(tx, [...new Set(live.map((e) => e.contact_id))]);
-  const consent = await loadConsent(tx, pairs);
+  const { contacts, consent } = await loadContactFacts(
+    tx,
+    live.map((e) => ({ tenant_id: e.tenant_id, contact_id: e.contact_id })),
+  );
 
   // Suppressions are looked up by address hash; only the addresses this batch could send to.
   const addresses: { tenant_id: string; address: string }[] = [];

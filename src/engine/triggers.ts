@@ -5,7 +5,7 @@ import type { Queryable } from '../store/db.js';
 import { endEnrollments, enrollContacts, notifyWork } from '../store/enrollments.js';
 import { getVersions, versionKey, type LiveVersion } from '../store/journey-versions.js';
 import { newId } from '../store/ids.js';
-import { loadConsent, loadContacts } from '../store/step-batch.js';
+import { loadContactFacts } from '../store/step-batch.js';
 
 /**
  * What a recorded event does to journeys, in the transaction that records it:
@@ -68,9 +68,12 @@ export async function onEventsRecorded(tx: Queryable, tenantId: string, events: 
   if (!journeys.length && !open.length) return result;
 
   const versions = await getVersions(tx, [...journeys.map((j) => ({ journey_id: j.id, version: j.version })), ...open]);
-  const involved = [...new Set([...(journeys.length ? contactIds : []), ...open.map((o) => o.contact_id)])];
-  const contacts = await loadContacts(tx, involved);
-  const consent = await loadConsent(
+  // Contacts and consent are read only for conditions to look at: goals, exits and waits of open
+  // enrollments, entry filters. Entering a journey without a filter needs neither (the contact
+  // exists: its event was just written with a foreign key to it).
+  const filtered = journeys.some((j) => versions.get(versionKey(j.id, j.version))!.compiled.def.entry.where);
+  const involved = [...new Set([...(filtered ? contactIds : []), ...open.map((o) => o.contact_id)])];
+  const { contacts, consent } = await loadContactFacts(
     tx,
     involved.map((c) => ({ tenant_id: tenantId, contact_id: c })),
   );
@@ -118,17 +121,22 @@ export async function onEventsRecorded(tx: Queryable, tenantId: string, events: 
       if (j.entry_event !== ev.name) continue;
       const version = versions.get(versionKey(j.id, j.version))!;
       const where = version.compiled.def.entry.where;
-      const facts = factsOf(ev.contact_id);
-      if (!facts) continue;
-      if (where && !evaluate(where, { ...facts, event: { name: ev.name, properties: ev.properties } })) continue;
+      if (where) {
+        const facts = factsOf(ev.contact_id);
+        if (!facts || !evaluate(where, { ...facts, event: { name: ev.name, properties: ev.properties } })) continue;
+      }
       let group = byJourney.get(j.id);
       if (!group) byJourney.set(j.id, (group = { journey: j, version, contacts: [] }));
       group.contacts.push({ contact_id: ev.contact_id, vars: { trigger: { event: ev.name, event_id: ev.id, ...ev.properties } } });
     }
   }
 
-  result.converted = (await endEnrollments(tx, tenantId, [...converted], 'converted', 'goal reached', now)).length;
-  result.exited = (await endEnrollments(tx, tenantId, [...exited], 'exited', 'exit event', now)).length;
+  const ended = new Set([
+    ...(await endEnrollments(tx, tenantId, [...converted], 'converted', 'goal reached', now)),
+    ...(await endEnrollments(tx, tenantId, [...exited], 'exited', 'exit event', now)),
+  ]);
+  result.converted = [...converted].filter((id) => ended.has(id)).length;
+  result.exited = [...exited].filter((id) => ended.has(id)).length;
   if (wakes.size) {
     const { rowCount } = await tx.query(
       // A paused journey's enrollment keeps its wake for resume in paused_due_at.
@@ -144,12 +152,15 @@ export async function onEventsRecorded(tx: Queryable, tenantId: string, events: 
     if (rowCount) await notifyWork(tx);
   }
   for (const { journey, version, contacts: list } of byJourney.values()) {
+    // Who is in the journey was read above, with this transaction's ends taken out.
+    const inJourney = new Set(open.filter((o) => o.journey_id === journey.id && !ended.has(o.id)).map((o) => o.contact_id));
     const r = await enrollContacts(
       tx,
       { journey_id: journey.id, tenant_id: tenantId, version: journey.version, reentry: version.compiled.def.reentry },
       list,
       now,
       'event',
+      { open: inJourney },
     );
     result.enrolled += r.enrolled.length;
   }

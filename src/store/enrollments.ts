@@ -32,14 +32,26 @@ export interface EnrollResult {
 }
 
 /**
- * Enrols contacts in one journey version, due at once, in two statements whatever their number.
- * Re-entry rules are decided by an upsert on journey_entries: the row lock it takes makes two
- * concurrent triggers for the same contact queue behind each other, so a "never" or a cooldown
- * holds under any number of API and worker processes. The partial unique index on open
- * enrollments keeps a contact from being in the same journey twice at once.
+ * Enrols contacts in one journey version, due at once, in two statements whatever their number
+ * (one when the caller already knows which of them are in the journey). Re-entry rules are
+ * decided by an upsert on journey_entries: the row lock it takes makes two concurrent triggers
+ * for the same contact queue behind each other, so a "never" or a cooldown holds under any number
+ * of API and worker processes. The partial unique index on open enrollments keeps a contact from
+ * being in the same journey twice at once. Contacts are taken in id order, so that two
+ * transactions enrolling some of the same contacts lock them in the same order.
  * Call inside the transaction that records the cause (event, API call, campaign).
+ *
+ * `known.open`: the contacts with an open enrollment in this journey, as the caller read them in
+ * this transaction; the lookup is then skipped.
  */
-export async function enrollContacts(tx: Queryable, target: EnrollTarget, requests: EnrollRequest[], now: Date, source: string): Promise<EnrollResult> {
+export async function enrollContacts(
+  tx: Queryable,
+  target: EnrollTarget,
+  requests: EnrollRequest[],
+  now: Date,
+  source: string,
+  known?: { open: ReadonlySet<string> },
+): Promise<EnrollResult> {
   const result: EnrollResult = { enrolled: [], skipped: [] };
   const first = new Map<string, EnrollRequest>();
   for (const r of requests) {
@@ -51,48 +63,54 @@ export async function enrollContacts(tx: Queryable, target: EnrollTarget, reques
   const mode = target.reentry?.mode ?? 'never';
   const max = target.reentry?.max_entries ?? (mode === 'never' ? 1 : null);
   const cutoff = mode === 'cooldown' && target.reentry?.cooldown ? new Date(now.getTime() - durationMs(target.reentry.cooldown)) : null;
-  const { rows: openRows } = await tx.query<{ contact_id: string }>(
-    'select e.contact_id from unnest($2::uuid[]) as x(contact_id) join enrollments e on e.journey_id = $1 and e.contact_id = x.contact_id and e.ended_at is null',
-    [target.journey_id, [...first.keys()]],
-  );
-  const alreadyOpen = new Set(openRows.map((r) => r.contact_id));
-  const contacts = [...first.keys()].filter((c) => !alreadyOpen.has(c));
-  for (const c of alreadyOpen) result.skipped.push({ contact_id: c, reason: 'already_enrolled' });
+  const candidates = [...first.keys()];
+  let alreadyOpen = known?.open;
+  if (!alreadyOpen) {
+    const { rows: openRows } = await tx.query<{ contact_id: string }>(
+      'select e.contact_id from unnest($2::uuid[]) as x(contact_id) join enrollments e on e.journey_id = $1 and e.contact_id = x.contact_id and e.ended_at is null',
+      [target.journey_id, candidates],
+    );
+    alreadyOpen = new Set(openRows.map((r) => r.contact_id));
+  }
+  const contacts = candidates.filter((c) => !alreadyOpen.has(c));
+  for (const c of candidates) if (alreadyOpen.has(c)) result.skipped.push({ contact_id: c, reason: 'already_enrolled' });
   if (!contacts.length) return result;
-  const { rows: admitted } = await tx.query<{ contact_id: string }>(
-    `insert into journey_entries as je (journey_id, contact_id, entries, last_entered_at)
-     select $1, x.contact_id, 1, $3 from unnest($2::uuid[]) as x(contact_id)
-     on conflict (journey_id, contact_id) do update
-        set entries = je.entries + 1, last_entered_at = excluded.last_entered_at
-      where ($4::integer is null or je.entries < $4)
-        and ($5::text = 'always' or ($5::text = 'cooldown' and je.last_entered_at <= $6))
-     returning contact_id`,
-    [target.journey_id, contacts, now, max, mode, cutoff],
+
+  // The entry is counted and the enrollment opened in one statement: the enrollments insert
+  // reads the contacts the journey_entries upsert admitted.
+  const rows = [...contacts].sort().map((c) => ({ id: newId(), contact_id: c, vars: first.get(c)!.vars ?? {} }));
+  const { rows: admitted } = await tx.query<{ contact_id: string; id: string | null }>(
+    `with x as (select * from jsonb_to_recordset($5::jsonb) as x(id uuid, contact_id uuid, vars jsonb)),
+          admitted as (
+            insert into journey_entries as je (journey_id, contact_id, entries, last_entered_at)
+            select $2, x.contact_id, 1, $4 from x
+            on conflict (journey_id, contact_id) do update
+               set entries = je.entries + 1, last_entered_at = excluded.last_entered_at
+             where ($7::integer is null or je.entries < $7)
+               and ($8::text = 'always' or ($8::text = 'cooldown' and je.last_entered_at <= $9))
+            returning contact_id),
+          opened as (
+            insert into enrollments (id, tenant_id, journey_id, version, contact_id, status, node, due_at, vars, memo, steps, source, entered_at, updated_at)
+            select x.id, $1, $2, $3, x.contact_id, 'active', null, $4, x.vars, '{}', 0, $6, $4, $4
+              from x join admitted a on a.contact_id = x.contact_id
+            on conflict (journey_id, contact_id) where ended_at is null do nothing
+            returning id, contact_id)
+     select a.contact_id, o.id from admitted a left join opened o on o.contact_id = a.contact_id`,
+    [target.tenant_id, target.journey_id, target.version, now, JSON.stringify(rows), source, max, mode, cutoff],
   );
   const allowed = new Set(admitted.map((r) => r.contact_id));
-
-  const rows = contacts.filter((c) => allowed.has(c)).map((c) => ({ id: newId(), contact_id: c, vars: first.get(c)!.vars ?? {} }));
-  const open = new Set<string>();
-  if (rows.length) {
-    const { rows: inserted } = await tx.query<{ id: string; contact_id: string }>(
-      `insert into enrollments (id, tenant_id, journey_id, version, contact_id, status, node, due_at, vars, memo, steps, source, entered_at, updated_at)
-       select x.id, $1, $2, $3, x.contact_id, 'active', null, $4, x.vars, '{}', 0, $6, $4, $4
-         from jsonb_to_recordset($5::jsonb) as x(id uuid, contact_id uuid, vars jsonb)
-       on conflict (journey_id, contact_id) where ended_at is null do nothing
-       returning id, contact_id`,
-      [target.tenant_id, target.journey_id, target.version, now, JSON.stringify(rows), source],
-    );
-    for (const r of inserted) {
-      open.add(r.contact_id);
-      result.enrolled.push({ contact_id: r.contact_id, enrollment_id: r.id });
-    }
-    if (inserted.length) await notifyWork(tx);
-    // A concurrent trigger opened an enrollment between the check above and this insert: the
-    // entry counted for it did not happen.
-    const lost = rows.filter((r) => !open.has(r.contact_id)).map((r) => r.contact_id);
-    if (lost.length) {
-      await tx.query('update journey_entries set entries = entries - 1 where journey_id = $1 and contact_id = any($2::uuid[])', [target.journey_id, lost]);
-    }
+  const opened = new Map(admitted.flatMap((r) => (r.id === null ? [] : [[r.contact_id, r.id] as const])));
+  const open = new Set(opened.keys());
+  for (const c of contacts) {
+    const id = opened.get(c);
+    if (id) result.enrolled.push({ contact_id: c, enrollment_id: id });
+  }
+  if (open.size) await notifyWork(tx);
+  // A concurrent trigger opened an enrollment between the check above and this insert: the
+  // entry counted for it did not happen.
+  const lost = contacts.filter((c) => allowed.has(c) && !open.has(c));
+  if (lost.length) {
+    await tx.query('update journey_entries set entries = entries - 1 where journey_id = $1 and contact_id = any($2::uuid[])', [target.journey_id, lost]);
   }
   for (const c of contacts) {
     if (open.has(c)) continue;

@@ -49,7 +49,22 @@ const COLUMNS = 'id, contact_id, name, source_event_id, properties, occurred_at,
  */
 export async function ingestEvents(db: Db, tenantId: string, inputs: EventInput[], now: Date, opts: NormalizeOptions, prefix = 'events'): Promise<IngestResult> {
   const at = (i: number, f: string) => (prefix ? `${prefix}[${i}].${f}` : f);
-  const refs = checkEvents(inputs, opts, prefix, at);
+  return recordEvents(db, tenantId, inputs, checkEvents(inputs, opts, prefix, at), now, at);
+}
+
+/**
+ * ingestEvents after the check. `receivedAt` gives each event its own time of arrival (and of
+ * occurrence, when it names none); otherwise every event is received `now`.
+ */
+async function recordEvents(
+  db: Db,
+  tenantId: string,
+  inputs: EventInput[],
+  refs: ContactRefs,
+  now: Date,
+  at: FieldOf,
+  receivedAt?: readonly Date[],
+): Promise<IngestResult> {
   const contactOf = await resolveContacts(db, tenantId, inputs, refs, now, at);
 
   const rows: EventRow[] = [];
@@ -62,14 +77,15 @@ export async function ingestEvents(db: Db, tenantId: string, inputs: EventInput[
       if (firstWithSource.has(e.id)) return;
       firstWithSource.set(e.id, i);
     }
+    const received = receivedAt?.[i] ?? now;
     const row: EventRow = {
       id: newId(),
       contact_id: contact,
       name: e.name,
       source_event_id: e.id ?? null,
       properties: e.properties ?? {},
-      occurred_at: e.occurred_at ? new Date(e.occurred_at) : now,
-      received_at: now,
+      occurred_at: e.occurred_at ? new Date(e.occurred_at) : received,
+      received_at: received,
     };
     rows.push(row);
     rowOf.set(i, row);
@@ -82,11 +98,11 @@ export async function ingestEvents(db: Db, tenantId: string, inputs: EventInput[
     if (rows.length) {
       const { rows: ids } = await tx.query<{ id: string }>(
         `insert into events (id, tenant_id, contact_id, name, source_event_id, properties, occurred_at, received_at)
-         select x.id, $1, x.contact_id, x.name, x.source_event_id, x.properties, x.occurred_at, $3
-           from jsonb_to_recordset($2::jsonb) as x(id uuid, contact_id uuid, name text, source_event_id text, properties jsonb, occurred_at timestamptz)
+         select x.id, $1, x.contact_id, x.name, x.source_event_id, x.properties, x.occurred_at, x.received_at
+           from jsonb_to_recordset($2::jsonb) as x(id uuid, contact_id uuid, name text, source_event_id text, properties jsonb, occurred_at timestamptz, received_at timestamptz)
          on conflict (tenant_id, source_event_id) where source_event_id is not null do nothing
          returning id`,
-        [tenantId, JSON.stringify(rows.map(({ received_at: _, ...r }) => r)), now],
+        [tenantId, JSON.stringify(rows)],
       );
       for (const r of ids) written.add(r.id);
     }
@@ -115,6 +131,97 @@ export async function ingestEvents(db: Db, tenantId: string, inputs: EventInput[
   });
   const count = (s: EventOutcome['status']) => results.filter((r) => r.status === s).length;
   return { recorded: count('recorded'), duplicate: count('duplicate'), rejected: count('rejected'), results, inserted: rows.filter((r) => written.has(r.id)) };
+}
+
+interface Waiting {
+  input: EventInput;
+  /** Its contact identifiers, normalised, when it names its contact that way. */
+  contact: ContactFields | null;
+  receivedAt: Date;
+  resolve: (outcome: EventOutcome) => void;
+  reject: (err: unknown) => void;
+}
+
+interface Line {
+  tenantId: string;
+  waiting: Waiting[];
+  writing: boolean;
+}
+
+/** Names fields as a single event's: `contact.phone`, `contact_id`. */
+const bare: FieldOf = (_, field) => field;
+
+/** Events written together at most, so that one transaction stays short. */
+const MAX_SHARED = 500;
+
+/**
+ * Records events posted one per request in shared transactions. An event that arrives while
+ * none of its tenant's is being written is written at once, alone; those that arrive meanwhile
+ * wait for that write to finish and then go together, in one transaction. So at a low rate
+ * nothing waits, and at a high one the dozen statements and the commit of recording an event
+ * and what it sets off in journeys serve many events instead of one each.
+ *
+ * Each caller gets what writing its event alone would have given: a malformed event is refused
+ * before it joins anything, and when a shared write fails, each of its events is written again
+ * on its own, so one event's failure is nobody else's. An event answers only once its
+ * transaction has committed.
+ */
+export class EventBatcher {
+  private readonly lines = new Map<string, Line>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => Date,
+  ) {}
+
+  /** Records one event received at `receivedAt`; throws InputError, naming the field, for a malformed one. */
+  record(tenantId: string, input: EventInput, receivedAt: Date, opts: NormalizeOptions): Promise<EventOutcome> {
+    const refs = checkEvents([input], opts, '', bare);
+    // Identifiers are normalised with the tenant's settings as the request read them: a line per setting.
+    const key = `${tenantId}|${opts.defaultCountry ?? ''}`;
+    return new Promise((resolve, reject) => {
+      let line = this.lines.get(key);
+      if (!line) this.lines.set(key, (line = { tenantId, waiting: [], writing: false }));
+      line.waiting.push({ input, contact: refs.fields[0] ?? null, receivedAt, resolve, reject });
+      if (!line.writing) void this.drain(key, line);
+    });
+  }
+
+  private async drain(key: string, line: Line): Promise<void> {
+    line.writing = true;
+    try {
+      while (line.waiting.length) await this.write(line.tenantId, line.waiting.splice(0, MAX_SHARED));
+    } finally {
+      line.writing = false;
+      this.lines.delete(key);
+    }
+  }
+
+  private async write(tenantId: string, batch: Waiting[]): Promise<void> {
+    const refs: ContactRefs = { events: [], fields: [] };
+    batch.forEach((w, i) => {
+      if (!w.contact) return;
+      refs.events.push(i);
+      refs.fields.push(w.contact);
+    });
+    let result: IngestResult;
+    try {
+      result = await recordEvents(
+        this.db,
+        tenantId,
+        batch.map((w) => w.input),
+        refs,
+        this.now(),
+        bare,
+        batch.map((w) => w.receivedAt),
+      );
+    } catch (err) {
+      if (batch.length === 1) return batch[0]!.reject(err);
+      for (const w of batch) await this.write(tenantId, [w]);
+      return;
+    }
+    batch.forEach((w, i) => w.resolve({ ...result.results[i]!, index: 0 }));
+  }
 }
 
 type FieldOf = (i: number, field: string) => string;

@@ -37,15 +37,6 @@ export async function claimDueEnrollments(tx: Queryable, now: Date, limit: numbe
   return rows;
 }
 
-/**
- * The status of each journey in the batch, read FOR SHARE so that a pause or resume (which
- * updates the journey row) waits for this batch to commit and then sees its result.
- */
-export async function journeyStatuses(tx: Queryable, journeyIds: string[]): Promise<Map<string, string>> {
-  const { rows } = await tx.query<{ id: string; status: string }>('select id, status from journeys where id = any($1::uuid[]) order by id for share', [journeyIds]);
-  return new Map(rows.map((r) => [r.id, r.status]));
-}
-
 /** Holds enrollments of paused journeys until resume moves paused_due_at back. */
 export async function parkEnrollments(tx: Queryable, ids: string[]): Promise<void> {
   if (ids.length) await tx.query('update enrollments set paused_due_at = due_at, due_at = null where id = any($1::uuid[])', [ids]);
@@ -61,6 +52,27 @@ export interface TenantPolicyRow {
   settings: Record<string, unknown>;
 }
 
+/**
+ * The status of each journey in the batch and the policies of their tenants (an enrollment's
+ * tenant is its journey's), in one statement. The journeys are read FOR SHARE, so that a pause or
+ * resume (which updates the journey row) waits for this batch to commit and then sees its result.
+ */
+export async function journeysAndTenants(tx: Queryable, journeyIds: string[]): Promise<{ statuses: Map<string, string>; tenants: Map<string, TenantPolicyRow> }> {
+  const { rows } = await tx.query<TenantPolicyRow & { journey_id: string; status: string }>(
+    `select j.id as journey_id, j.status, t.id, t.name, t.time_zone, t.send_window, t.quiet_hours, t.frequency_caps, t.settings
+       from journeys j join tenants t on t.id = j.tenant_id
+      where j.id = any($1::uuid[]) order by j.id for share of j`,
+    [journeyIds],
+  );
+  const statuses = new Map<string, string>();
+  const tenants = new Map<string, TenantPolicyRow>();
+  for (const { journey_id, status, ...tenant } of rows) {
+    statuses.set(journey_id, status);
+    tenants.set(tenant.id, tenant);
+  }
+  return { statuses, tenants };
+}
+
 export async function tenantPolicies(tx: Queryable, tenantIds: string[]): Promise<Map<string, TenantPolicyRow>> {
   const { rows } = await tx.query<TenantPolicyRow>(
     'select id, name, time_zone, send_window, quiet_hours, frequency_caps, settings from tenants where id = any($1::uuid[])',
@@ -73,12 +85,36 @@ type Pair = { tenant_id: string; contact_id: string };
 const pairArgs = (pairs: Pair[]) => [pairs.map((p) => p.tenant_id), pairs.map((p) => p.contact_id)];
 
 export async function loadContacts(tx: Queryable, ids: string[]): Promise<Map<string, ContactFacts>> {
+  if (!ids.length) return new Map();
   const { rows } = await tx.query<ContactFacts>(
     `select c.id, c.name, c.email, c.phone, c.whatsapp, c.time_zone, c.locale, c.external_id, c.attributes, c.tags
        from unnest($1::uuid[]) as x(id) join contacts c on c.id = x.id`,
     [ids],
   );
   return new Map(rows.map((r) => [r.id, r]));
+}
+
+/**
+ * loadContacts and loadConsent in one statement: each contact with its consent rows as a JSON
+ * array. A contact that no longer exists is in neither map.
+ */
+export async function loadContactFacts(tx: Queryable, pairs: Pair[]): Promise<{ contacts: Map<string, ContactFacts>; consent: Map<string, ConsentEntry[]> }> {
+  const contacts = new Map<string, ContactFacts>();
+  const consent = new Map<string, ConsentEntry[]>();
+  const distinct = [...new Map(pairs.map((p) => [p.contact_id, p])).values()];
+  if (!distinct.length) return { contacts, consent };
+  const { rows } = await tx.query<ContactFacts & { consent: (Omit<ConsentEntry, 'recorded_at'> & { recorded_at: string })[] }>(
+    `select c.id, c.name, c.email, c.phone, c.whatsapp, c.time_zone, c.locale, c.external_id, c.attributes, c.tags,
+            (select coalesce(json_agg(json_build_object('channel', s.channel, 'topic', s.topic, 'status', s.status, 'type', s.type, 'recorded_at', s.recorded_at)), '[]')
+               from consent_state s where s.tenant_id = x.tenant_id and s.contact_id = x.contact_id) as consent
+       from unnest($1::uuid[], $2::uuid[]) as x(tenant_id, contact_id) join contacts c on c.id = x.contact_id`,
+    pairArgs(distinct),
+  );
+  for (const { consent: entries, ...contact } of rows) {
+    contacts.set(contact.id, contact);
+    if (entries.length) consent.set(contact.id, entries.map((e) => ({ ...e, recorded_at: new Date(e.recorded_at) })));
+  }
+  return { contacts, consent };
 }
 
 /** When each contact last wrote on WhatsApp: the start of their 24-hour customer-service window. */

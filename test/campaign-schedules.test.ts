@@ -4,7 +4,7 @@ import { sandboxRegistry } from '../src/engine/providers.js';
 import { Worker } from '../src/engine/worker.js';
 import { createContact } from '../src/store/contacts.js';
 import { testApi, type TestApi, type TestTenant } from './helpers/api.js';
-import { allowAnyTime, grantAll } from './helpers/journeys.js';
+import { allowAnyTime, grantAll, publishJourney } from './helpers/journeys.js';
 
 /** Recurring (cron in the tenant's zone) and recipient-local schedules, through the API and the runner. */
 
@@ -179,6 +179,21 @@ describe('a recipient-local campaign', () => {
     await sweepTogether();
     expect((await occurrences(c.id))[0]!.status).toBe('completed');
     expect(providers.sandbox.sent.filter((s) => s.message.tenant_id === t.id)).toHaveLength(4);
+  });
+
+  it('starts a journey campaign at each recipient\'s local time, without a throttle too', async () => {
+    api.clock.set('2026-03-01T12:00:00Z');
+    const [tokyo, la] = await contacts(['Asia/Tokyo', 'America/Los_Angeles']);
+    const journeyId = await publishJourney(api.db, t.id, { entry: { api: true }, nodes: [{ id: 'hi', type: 'send', channel: 'sms', content: { body: 'Good morning' } }] } as never);
+    const c = await create({ audience: { contact_ids: [tokyo, la] }, action: { journey_id: journeyId }, schedule: { local_at: '2026-03-02T09:00' } });
+    await act(c.id, 'start');
+    api.clock.set('2026-03-01T19:00:00Z');
+    await sweepTogether();
+    const { rows } = await api.db.query<{ contact_id: string; due_at: Date }>('select contact_id, due_at from enrollments where journey_id = $1', [journeyId]);
+    expect(Object.fromEntries(rows.map((r) => [r.contact_id, new Date(r.due_at).toISOString()]))).toEqual({
+      [tokyo!]: '2026-03-02T00:00:00.000Z',
+      [la!]: '2026-03-02T17:00:00.000Z',
+    });
   });
 
   it('started late, skips those whose local time has passed instead of sending hours late', async () => {

@@ -71,7 +71,7 @@ export async function runCampaigns(db: Db, now: Date, opts: { batchSize?: number
   const sweep: CampaignSweep = { started: 0, batches: 0, recipients: 0, completed: 0, more: false };
   // One round trip on two partial indexes in the common case, where no campaign is due or running.
   const { rows } = await db.query<{ work: boolean }>(
-    `select exists (select 1 from campaigns where next_run_at <= $1) or exists (select 1 from campaigns where status = 'running') as work`,
+    `select exists (select 1 from campaigns where next_run_at <= $1 and status in ('scheduled', 'running')) or exists (select 1 from campaigns where status = 'running') as work`,
     [now],
   );
   if (!rows[0]!.work) return sweep;
@@ -288,7 +288,8 @@ async function enrolMembers(tx: Queryable, o: Claimed, members: ContactRow[], du
     now,
     'campaign',
   );
-  if (o.throttle.per_minute && result.enrolled.length) {
+  // Spaced by the throttle, or due at each recipient's local time: otherwise the journey starts now.
+  if ((o.throttle.per_minute || o.local_at) && result.enrolled.length) {
     const spread = result.enrolled.map((e) => ({ id: e.enrollment_id, due_at: due(seqOf.get(e.contact_id)! - o.written).toISOString() }));
     await tx.query(`update enrollments e set due_at = x.due_at from jsonb_to_recordset($1::jsonb) as x(id uuid, due_at timestamptz) where e.id = x.id`, [JSON.stringify(spread)]);
   }

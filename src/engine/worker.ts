@@ -126,7 +126,7 @@ export class Worker {
     try {
       const { rows } = await this.opts.db.query<{ at: Date | null }>(
         `select least((select min(due_at) from enrollments where due_at is not null), (select min(due_at) from messages where due_at is not null),
-                      (select min(next_run_at) from campaigns where next_run_at is not null)) as at`,
+                      (select min(next_run_at) from campaigns where next_run_at is not null and status in ('scheduled', 'running'))) as at`,
       );
       const at = rows[0]?.at;
       if (!at) return max;

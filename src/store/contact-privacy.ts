@@ -104,6 +104,9 @@ export async function eraseContact(db: Db, tenantId: string, id: string, actor: 
       addressesOf(contact).map(addressHash),
     ]);
     // The outbox and the histories have no foreign keys (migration 0011): their rows go by name.
+    // The enrollments are locked first, so a scheduler batch holding one commits its messages and
+    // steps before they are deleted here, rather than after, leaving them behind.
+    await tx.query('select id from enrollments where tenant_id = $1 and contact_id = $2 order by id for update', [tenantId, id]);
     await tx.query('delete from message_status where message_id in (select id from messages where tenant_id = $1 and contact_id = $2)', [tenantId, id]);
     await tx.query('delete from messages where tenant_id = $1 and contact_id = $2', [tenantId, id]);
     await tx.query('delete from enrollment_steps where enrollment_id in (select id from enrollments where tenant_id = $1 and contact_id = $2)', [tenantId, id]);

@@ -273,10 +273,10 @@ function nodeProblems(n: Json, at: string, id: string | undefined, push: Push, p
   if (n.type === 'wait') {
     const mode = exactlyOne(n, ['duration', 'until_time', 'until_date', 'until_event']);
     if (mode) push(at, id, mode);
+    if (n.on_past !== undefined && n.until_date === undefined) push(`${at}.on_past`, id, 'is only used with until_date');
     const ue = n.until_event;
     if (ue === undefined) {
       for (const k of ['on_event', 'on_reply', 'on_timeout']) if (n[k] !== undefined) push(`${at}.${k}`, id, 'is only used with until_event; use next');
-      if (n.on_past !== undefined && n.until_date === undefined) push(`${at}.on_past`, id, 'is only used with until_date');
     } else if (isObject(ue)) {
       if (ue.events === undefined && ue.reply === undefined) push(`${at}.until_event`, id, 'needs events, reply or both: otherwise it only waits for the timeout (use duration)');
       if (n.on_event !== undefined && ue.events === undefined) push(`${at}.on_event`, id, 'is only used when until_event has events');

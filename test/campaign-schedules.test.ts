@@ -196,6 +196,27 @@ describe('a recipient-local campaign', () => {
     });
   });
 
+  it('resumed, keeps each held message at its local time, and cancels those whose time went by during the pause', async () => {
+    api.clock.set('2026-03-01T12:00:00Z');
+    const [tokyo, madrid, la] = await contacts(['Asia/Tokyo', 'Europe/Madrid', 'America/Los_Angeles']);
+    const c = await create({ audience: { contact_ids: [tokyo, madrid, la] }, schedule: { local_at: '2026-03-02T09:00' } });
+    await act(c.id, 'start');
+    api.clock.set('2026-03-01T19:00:00Z');
+    await sweepTogether();
+    await act(c.id, 'pause');
+    api.clock.set('2026-03-01T19:05:00Z');
+    await act(c.id, 'resume');
+    const due = async () => Object.fromEntries((await messagesOf(c.id)).map((m) => [m.contact_id, m.status === 'queued' ? new Date(m.due_at!).toISOString() : m.status]));
+    expect(await due()).toEqual({ [tokyo!]: '2026-03-02T00:00:00.000Z', [madrid!]: '2026-03-02T08:00:00.000Z', [la!]: '2026-03-02T17:00:00.000Z' });
+
+    await act(c.id, 'pause');
+    api.clock.set('2026-03-02T09:00:00Z'); // 18:00 in Tokyo, 10:00 in Madrid, 01:00 in Los Angeles
+    await act(c.id, 'resume');
+    expect(await due()).toEqual({ [tokyo!]: 'cancelled', [madrid!]: 'cancelled', [la!]: '2026-03-02T17:00:00.000Z' });
+    const reasons = (await api.db.query<{ reason: string }>(`select m.reason from campaign_recipients r join messages m on m.id = r.message_id where r.campaign_id = $1 and m.status = 'cancelled'`, [c.id])).rows;
+    expect(reasons.map((r) => r.reason)).toEqual(['local_time_passed', 'local_time_passed']);
+  });
+
   it('started late, skips those whose local time has passed instead of sending hours late', async () => {
     api.clock.set('2026-03-02T12:00:00Z'); // Monday noon UTC: 21:00 in Tokyo, 13:00 in Madrid, 04:00 in Los Angeles
     const [tokyo, madrid, la] = await contacts(['Asia/Tokyo', 'Europe/Madrid', 'America/Los_Angeles']);

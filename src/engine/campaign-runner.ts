@@ -149,7 +149,7 @@ async function writeNextBatch(tx: Queryable, now: Date, batchSize: number): Prom
   const { members: all, done } = await nextMembers(tx, o, batchSize);
   // Recipient-local: each member is due at the occurrence's wall time in their own zone, and one
   // whose time had gone by when the occurrence started is skipped rather than sent hours late.
-  const local = o.local_at ? localDueTimes(o, all) : null;
+  const local = o.local_at ? localDueTimes(o, all, now) : null;
   const members = local ? all.filter((c) => !local.late.has(c.id)) : all;
   const due = (j: number) => {
     let at = now;
@@ -191,10 +191,11 @@ async function writeNextBatch(tx: Queryable, now: Date, batchSize: number): Prom
 }
 
 /** Each member's due time at the occurrence's wall time in their zone, and who is too late for it. */
-function localDueTimes(o: Claimed, members: ContactRow[]): { due: Map<string, Date>; late: Set<string> } {
+function localDueTimes(o: Claimed, members: ContactRow[], now: Date): { due: Map<string, Date>; late: Set<string> } {
   const due = new Map<string, Date>();
   const late = new Set<string>();
-  const cutoff = new Date(o.started_at).getTime() - LOCAL_GRACE_MS;
+  // Judged when the batch is written: a pause or a backlog must not turn into a late send.
+  const cutoff = now.getTime() - LOCAL_GRACE_MS;
   for (const c of members) {
     const at = wallInZone(o.local_at!, resolveZone(c, o.time_zone).zone);
     if (at.getTime() < cutoff) late.add(c.id);

@@ -11,8 +11,19 @@ import {
   type CampaignThrottle,
   type CampaignType,
 } from '../core/campaign.js';
-import { firstOccurrence, isRecurring, nextOccurrence, occurrenceAt, PULSE_DEFAULT_SCHEDULE, scheduleProblems, type Occurrence } from '../core/campaign-schedule.js';
+import {
+  firstOccurrence,
+  isRecurring,
+  LOCAL_GRACE_MS,
+  nextOccurrence,
+  occurrenceAt,
+  PULSE_DEFAULT_SCHEDULE,
+  scheduleProblems,
+  wallInZone,
+  type Occurrence,
+} from '../core/campaign-schedule.js';
 import { ConflictError, InputError, NotFoundError } from '../core/errors.js';
+import { resolveZone } from '../core/zone.js';
 import { writeAudit } from './audit.js';
 import { pgErrorCode, UNIQUE_VIOLATION, type Db, type Queryable } from './db.js';
 import { notifyWork } from './enrollments.js';
@@ -215,6 +226,44 @@ async function firstRun(db: Queryable, tenantId: string, schedule: CampaignSched
   return first;
 }
 
+/**
+ * After a resume, the released messages of recipient-local occurrences are due at their local
+ * time again (no earlier than the throttle allows); one whose local time went by during the pause
+ * is cancelled (`local_time_passed`) rather than sent hours late, as a late start would skip it.
+ */
+async function relocalise(tx: Queryable, tenantId: string, campaignId: string, now: Date): Promise<void> {
+  const { rows } = await tx.query<{ id: string; due_at: Date; local_at: string; time_zone: string | null; phone: string | null; whatsapp: string | null; tenant_zone: string }>(
+    `select m.id, m.due_at, o.local_at, k.time_zone, k.phone, k.whatsapp, t.time_zone as tenant_zone
+       from campaign_recipients r join campaign_occurrences o on o.id = r.occurrence_id
+       join messages m on m.id = r.message_id join contacts k on k.id = r.contact_id join tenants t on t.id = r.tenant_id
+      where r.tenant_id = $1 and r.campaign_id = $2 and o.local_at is not null and o.status = 'running' and m.status = 'queued' and m.due_at is not null`,
+    [tenantId, campaignId],
+  );
+  if (!rows.length) return;
+  const due: { id: string; due_at: string }[] = [];
+  const late: string[] = [];
+  for (const m of rows) {
+    const local = wallInZone(m.local_at, resolveZone(m, m.tenant_zone).zone);
+    if (local.getTime() < now.getTime() - LOCAL_GRACE_MS) late.push(m.id);
+    else if (local > new Date(m.due_at)) due.push({ id: m.id, due_at: local.toISOString() });
+  }
+  if (due.length) {
+    await tx.query(`update messages m set due_at = x.due_at, updated_at = $2 from jsonb_to_recordset($1::jsonb) as x(id uuid, due_at timestamptz) where m.id = x.id`, [
+      JSON.stringify(due),
+      now,
+    ]);
+    await tx.query(
+      `update campaign_occurrences o set sends_until = greatest(o.sends_until, x.latest)
+         from (select max(due_at) as latest from messages where id = any($3::uuid[])) x where o.tenant_id = $1 and o.campaign_id = $2 and o.status = 'running'`,
+      [tenantId, campaignId, due.map((d) => d.id)],
+    );
+  }
+  if (late.length) {
+    await tx.query(`update messages set status = 'cancelled', reason = 'local_time_passed', due_at = null, updated_at = $2 where id = any($1::uuid[]) and status = 'queued'`, [late, now]);
+    await tx.query(`insert into message_status (message_id, status, at, detail) select x.id, 'cancelled', $2, '{"reason":"local_time_passed"}' from unnest($1::uuid[]) as x(id)`, [late, now]);
+  }
+}
+
 /** The messages of the campaign that wait in the outbox (status queued), with their recipients' order. */
 const QUEUED_OF_CAMPAIGN = `select m.id, r.occurrence_id, r.seq from campaign_recipients r join messages m on m.id = r.message_id
                             where r.tenant_id = $1 and r.campaign_id = $2 and m.status = 'queued'`;
@@ -264,6 +313,7 @@ export async function changeCampaignStatus(db: Db, tenantId: string, id: string,
            from (select $4::jsonb as held) x where o.tenant_id = $1 and o.campaign_id = $2 and o.status = 'paused'`,
         [tenantId, id, now, JSON.stringify(Object.fromEntries(heldBy)), perMinute],
       );
+      if (held.length) await relocalise(tx, tenantId, id, now);
       if (held.length) await notifyWork(tx);
     } else if (action === 'stop') {
       await tx.query(`update campaign_occurrences set status = 'cancelled', completed_at = $3 where tenant_id = $1 and campaign_id = $2 and status in ('running', 'paused')`, [

@@ -1,11 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildApp } from '../src/api/app.js';
-import { main } from '../src/cli/main.js';
 import { loadConfig } from '../src/config.js';
 import { systemClock } from '../src/engine/clock.js';
 import { sandboxRegistry } from '../src/engine/providers.js';
@@ -16,6 +13,7 @@ import { readLock } from '../src/store/datadir-lock.js';
 import type { Db } from '../src/store/db.js';
 import { openPglite } from '../src/store/pglite.js';
 import { openPostgres } from '../src/store/postgres.js';
+import { tempDirs, runCli } from './helpers/cli.js';
 import { freshDatabaseUrl, TEST_DATABASE_URL } from './helpers/db.js';
 import { allowAnyTime, grantAll, publishJourney } from './helpers/journeys.js';
 
@@ -27,32 +25,9 @@ import { allowAnyTime, grantAll, publishJourney } from './helpers/journeys.js';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const CSV_HEADER = 'contact_id,external_id,name,phone,email,occurrence_key,state,detail,reason,message_id,enrollment_id,sent_at,delivered_at,replied_at';
 
-const dirs: string[] = [];
-const tempDir = () => {
-  const d = mkdtempSync(join(tmpdir(), 'rapport-cli-campaigns-'));
-  dirs.push(d);
-  return d;
-};
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const tempDir = tempDirs('rapport-cli-campaigns-');
 
-function sink() {
-  let text = '';
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      text += chunk;
-      done();
-    },
-  });
-  return { stream, text: () => text };
-}
-
-/** Runs the real CLI in this process with its own environment. */
-async function rapport(env: Record<string, string>, ...args: string[]) {
-  const out = sink();
-  const err = sink();
-  const code = await main(['node', 'rapport', ...args], { env, stdout: out.stream, stderr: err.stream });
-  return { code, stdout: out.text(), stderr: err.text() };
-}
+const rapport = runCli;
 
 interface Setup {
   env: Record<string, string>;

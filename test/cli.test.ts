@@ -1,48 +1,23 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { pino } from 'pino';
-import { afterAll, describe, expect, it } from 'vitest';
-import { main } from '../src/cli/main.js';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { SandboxProvider, sandboxRegistry } from '../src/engine/providers.js';
 import { startServer } from '../src/server.js';
 import { openPglite } from '../src/store/pglite.js';
+import { tempDirs, runCli } from './helpers/cli.js';
 import { freshDatabaseUrl, TEST_DATABASE_URL } from './helpers/db.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/contacts.csv', import.meta.url));
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-const dirs: string[] = [];
-const tempDir = () => {
-  const d = mkdtempSync(join(tmpdir(), 'rapport-cli-'));
-  dirs.push(d);
-  return d;
-};
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const tempDir = tempDirs('rapport-cli-');
 
-function sink() {
-  let text = '';
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      text += chunk;
-      done();
-    },
-  });
-  return { stream, text: () => text };
-}
-
-/** Runs the real CLI in this process with its own environment; nothing is read from process.env. */
-async function rapport(env: Record<string, string>, ...args: string[]) {
-  const out = sink();
-  const err = sink();
-  const code = await main(['node', 'rapport', ...args], { env, stdout: out.stream, stderr: err.stream });
-  return { code, stdout: out.text(), stderr: err.text() };
-}
+const rapport = runCli;
 
 async function createTenant(env: Record<string, string>): Promise<{ tenant_id: string; api_key: string }> {
   const res = await rapport(env, 'tenant', 'create', '--name', 'Acme', '--json');

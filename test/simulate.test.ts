@@ -1,12 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { main } from '../src/cli/main.js';
 import type { JourneyDefinition } from '../src/core/journey/definition.js';
 import { simulate, SimulationError, SimulationTemplate, type SimulationOptions, type SimulationReport } from '../src/engine/simulate.js';
 import { testApi, type TestApi, type TestTenant } from './helpers/api.js';
+import { runCli } from './helpers/cli.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/simulate-journey.yaml', import.meta.url));
 const journey = parseYaml(readFileSync(FIXTURE, 'utf8')) as JourneyDefinition;
@@ -122,23 +121,7 @@ describe('simulate', () => {
   });
 });
 
-function sink() {
-  let text = '';
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      text += chunk;
-      done();
-    },
-  });
-  return { stream, text: () => text };
-}
-
-async function rapport(...args: string[]) {
-  const out = sink();
-  const err = sink();
-  const code = await main(['node', 'rapport', ...args], { env: {}, stdout: out.stream, stderr: err.stream });
-  return { code, stdout: out.text(), stderr: err.text() };
-}
+const rapport = (...args: string[]) => runCli({}, ...args);
 
 describe('rapport simulate', () => {
   const args = ['--contacts', '60', '--days', '3', '--seed', '7', '--start', START.toISOString()];

@@ -24,6 +24,7 @@ import {
 } from '../core/campaign-schedule.js';
 import { ConflictError, InputError, NotFoundError } from '../core/errors.js';
 import { resolveZone } from '../core/zone.js';
+import { decodeCursor, encodeCursor } from './contact-search.js';
 import { writeAudit } from './audit.js';
 import { pgErrorCode, UNIQUE_VIOLATION, type Db, type Queryable } from './db.js';
 import { notifyWork } from './enrollments.js';
@@ -146,17 +147,11 @@ export async function listCampaigns(
   const limit = f.limit ?? 100;
   const { rows } = await db.query<CampaignRow>(
     `select ${COLUMNS} from campaigns where tenant_id = $1 and ($2::uuid is null or id > $2) and ($3::text is null or status = $3) order by id limit $4`,
-    [tenantId, f.cursor ? decodeId(f.cursor) : null, f.status ?? null, limit + 1],
+    [tenantId, f.cursor ? decodeCursor(f.cursor) : null, f.status ?? null, limit + 1],
   );
   const more = rows.length > limit;
   const data = more ? rows.slice(0, limit) : rows;
-  return { data, next_cursor: more ? Buffer.from(data[data.length - 1]!.id).toString('base64url') : null };
-}
-
-function decodeId(cursor: string): string {
-  const id = Buffer.from(cursor, 'base64url').toString();
-  if (!/^[0-9a-f-]{36}$/.test(id)) throw InputError.field('cursor', 'is not a cursor returned by this API');
-  return id;
+  return { data, next_cursor: more ? encodeCursor(data[data.length - 1]!.id) : null };
 }
 
 function wrongStatus(c: CampaignRow, what: string, allowed: CampaignStatus[]): ConflictError {

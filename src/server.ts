@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import { systemClock, type Clock } from './engine/clock.js';
 import { deliveryFor } from './channels/delivery.js';
 import type { ProviderRegistry } from './engine/providers.js';
+import { llmFromEnv } from './engine/llm-client.js';
 import { Worker } from './engine/worker.js';
 import type { Db } from './store/db.js';
 import { lockDataDir, type DataDirLock } from './store/datadir-lock.js';
@@ -70,8 +71,10 @@ export async function startServer(config: Config, opts: { clock?: Clock; logger?
     const url = `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}`;
     lock?.update({ url });
     const providers = opts.providers ?? delivery.router;
+    // The same model the synthesis routes use (RAPPORT_LLM_*): pulses are refined with it.
+    const llm = llmFromEnv(process.env);
     for (let i = 0; i < config.workers; i++) {
-      const w = new Worker({ db, clock, providers, logger, pollMs: config.pollMs, email: delivery.email });
+      const w = new Worker({ db, clock, providers, logger, pollMs: config.pollMs, email: delivery.email, llm });
       await w.start();
       workers.push(w);
     }

@@ -236,3 +236,141 @@ describe('a recipient-local campaign', () => {
     expect((await get(c.id)).next_run_at).toBeNull();
   });
 });
+
+describe('a recipient-local campaign with a throttle', () => {
+  it('paces the recipients of each local instant from it, counted across batches and over a pause', async () => {
+    api.clock.set('2026-03-01T12:00:00Z');
+    // Madrid and Paris share an offset, so Monday 09:00 is one instant for both.
+    const zones = ['Europe/Madrid', 'Asia/Tokyo', 'Europe/Paris', 'Europe/Madrid', 'Europe/Madrid', 'Europe/Paris', 'Asia/Tokyo', 'Europe/Madrid', 'Europe/Paris', 'Europe/Madrid'];
+    const people = await contacts(zones);
+    const zoneOf = new Map(people.map((id, i) => [id, zones[i]!]));
+    const c = await create({ audience: { contact_ids: people }, schedule: { local_at: '2026-03-02T09:00' }, throttle: { per_minute: 2 } });
+    await act(c.id, 'start');
+    /** Each zone's due times (HH:mm UTC) in order, and what else its messages are. */
+    const dueByZone = async () => {
+      const byZone: Record<string, string[]> = {};
+      for (const m of await messagesOf(c.id)) {
+        const zone = zoneOf.get(m.contact_id)!.startsWith('Europe') ? 'Europe' : 'Tokyo';
+        (byZone[zone] ??= []).push(m.status === 'queued' ? new Date(m.due_at!).toISOString().slice(11, 16) : m.status);
+      }
+      for (const times of Object.values(byZone)) times.sort();
+      return byZone;
+    };
+
+    api.clock.set('2026-03-01T19:00:00Z');
+    await runCampaigns(api.db, api.clock.now(), { batchSize: 4, maxBatches: 1 });
+    await act(c.id, 'pause');
+    api.clock.set('2026-03-01T19:02:00Z');
+    await act(c.id, 'resume');
+    for (let i = 0; i < 5; i++) await runCampaigns(api.db, api.clock.now(), { batchSize: 4, maxBatches: 1 });
+    expect((await occurrences(c.id))[0]).toMatchObject({ written: 10 });
+    // Two a minute from 09:00 local, not all ten at once; the batch written before the pause and
+    // the ones after count on from each other.
+    expect(await dueByZone()).toEqual({ Europe: ['08:00', '08:00', '08:01', '08:01', '08:02', '08:02', '08:03', '08:03'], Tokyo: ['00:00', '00:00'] });
+
+    // Paused when Madrid's 09:00 came and resumed six minutes later: its held messages go out two a
+    // minute from then, not in a burst.
+    api.clock.set('2026-03-02T08:00:00Z');
+    await worker.drain();
+    await act(c.id, 'pause');
+    api.clock.set('2026-03-02T08:06:00Z');
+    await act(c.id, 'resume');
+    expect(await dueByZone()).toEqual({ Europe: ['08:06', '08:06', '08:07', '08:07', '08:08', '08:08', 'sent', 'sent'], Tokyo: ['sent', 'sent'] });
+  });
+});
+
+describe('resuming a paused campaign', () => {
+  it('after its next recipient-local tick began, still sends that tick to the zones it has not reached yet', async () => {
+    api.clock.set('2026-03-01T12:00:00Z');
+    const [tokyo, madrid, la] = await contacts(['Asia/Tokyo', 'Europe/Madrid', 'America/Los_Angeles']);
+    const c = await create({ audience: { contact_ids: [tokyo, madrid, la] }, schedule: { cron: '0 9 * * 1', recipient_local: true } });
+    await act(c.id, 'start');
+    api.clock.set('2026-03-01T19:00:00Z');
+    await sweepTogether();
+    api.clock.set('2026-03-02T17:00:00Z');
+    await worker.drain();
+    await sweepTogether();
+    await act(c.id, 'pause');
+    // Monday 9 March, 10:00 UTC: 19:00 in Tokyo, 11:00 in Madrid, 03:00 in Los Angeles.
+    api.clock.set('2026-03-09T10:00:00Z');
+    expect(await act(c.id, 'resume')).toMatchObject({ status: 'running', next_run_at: '2026-03-09T10:00:00.000Z', next_local: '2026-03-09T09:00' });
+    await sweepTogether();
+    expect((await occurrences(c.id)).map((o) => o.occurrence_key)).toEqual(['local:2026-03-02T09:00', 'local:2026-03-09T09:00']);
+    const thisWeek = (await messagesOf(c.id)).filter((m) => m.occurrence_key === 'local:2026-03-09T09:00');
+    // Los Angeles is on summer time since 8 March: 09:00 there is 16:00 UTC.
+    expect(thisWeek.map((m) => [m.contact_id, new Date(m.due_at!).toISOString()])).toEqual([[la, '2026-03-09T16:00:00.000Z']]);
+    const skipped = await api.call(t, 'GET', `/v1/campaigns/${c.id}/recipients?state=skipped`);
+    expect(skipped.body.data.map((r: { contact_id: string; reason: string; occurrence_key: string }) => [r.contact_id, r.reason, r.occurrence_key]).sort()).toEqual(
+      [
+        [tokyo, 'local_time_passed', 'local:2026-03-09T09:00'],
+        [madrid, 'local_time_passed', 'local:2026-03-09T09:00'],
+      ].sort(),
+    );
+    expect(await get(c.id)).toMatchObject({ next_local: '2026-03-16T09:00' });
+  });
+
+  it('after its until, completes a recurring campaign that was started but had not fired', async () => {
+    api.clock.set('2026-03-01T12:00:00Z');
+    const people = await contacts(['Europe/Madrid']);
+    const c = await create({ audience: { contact_ids: people }, schedule: { cron: '30 8 * * *', zone: 'Europe/Madrid', until: '2026-03-04T00:00:00Z' } });
+    await act(c.id, 'start');
+    await act(c.id, 'pause');
+    api.clock.set('2026-03-05T12:00:00Z');
+    expect(await act(c.id, 'resume')).toMatchObject({ status: 'completed', next_run_at: null, completed_at: '2026-03-05T12:00:00.000Z' });
+    await sweepTogether();
+    expect(await occurrences(c.id)).toEqual([]);
+    expect((await get(c.id)).status).toBe('completed');
+  });
+
+  it('after its time, fires a one-off at once (it has no later time to wait for)', async () => {
+    api.clock.set('2026-03-01T12:00:00Z');
+    const people = await contacts(['Europe/Madrid']);
+    const c = await create({ audience: { contact_ids: people }, schedule: { at: '2026-03-02T09:00:00Z' } });
+    await act(c.id, 'start');
+    api.clock.set('2026-03-02T08:00:00Z');
+    await act(c.id, 'pause');
+    api.clock.set('2026-03-02T11:00:00Z');
+    expect(await act(c.id, 'resume')).toMatchObject({ status: 'scheduled', next_run_at: '2026-03-02T09:00:00.000Z' });
+    await sweepTogether();
+    expect(await occurrences(c.id)).toMatchObject([{ occurrence_key: '2026-03-02T09:00:00.000Z', written: 1 }]);
+    await worker.drain();
+    expect(providers.sandbox.sent.filter((s) => s.message.tenant_id === t.id)).toHaveLength(1);
+    await sweepTogether();
+    expect(await get(c.id)).toMatchObject({ status: 'completed', next_run_at: null });
+  });
+});
+
+describe("the worker's idle sleep", () => {
+  // A database of its own: the sleep reads every tenant's due times.
+  let own: TestApi;
+  beforeAll(async () => {
+    own = await testApi();
+  });
+  afterAll(() => own.close());
+
+  it('ends at the next tick of a scheduled campaign, and is not cut short by a paused one', async () => {
+    const DAY = 24 * 3_600_000;
+    own.clock.set('2026-03-01T12:00:00Z');
+    const tenant = await own.tenant('Idle');
+    const contact = await createContact(own.db, tenant.id, { phone: '+447000010000' }, {}, own.clock.now());
+    const idle = new Worker({ db: own.db, clock: own.clock, providers: sandboxRegistry() }) as unknown as { untilNextDue(max: number): Promise<number> };
+    const campaign = async (schedule: Record<string, unknown>) => {
+      const body = { name: `c-${Math.random()}`, type: 'custom', audience: { contact_ids: [contact.id] }, action: { send: { channel: 'sms', content: { body: 'Hi' } } }, schedule };
+      const id = (await own.call(tenant, 'POST', '/v1/campaigns', body)).body.id as string;
+      expect((await own.call(tenant, 'POST', `/v1/campaigns/${id}/start`)).status).toBe(200);
+      return id;
+    };
+    expect(await idle.untilNextDue(DAY)).toBe(DAY);
+    await campaign({ cron: '0 9 * * 1', zone: 'UTC' }); // Monday 2 March, 09:00 UTC
+    expect(await idle.untilNextDue(DAY)).toBe(21 * 3_600_000);
+    const paused = await campaign({ at: '2026-03-01T12:30:00Z' });
+    expect(await idle.untilNextDue(DAY)).toBe(30 * 60_000);
+    await own.call(tenant, 'POST', `/v1/campaigns/${paused}/pause`);
+    expect(await idle.untilNextDue(DAY)).toBe(21 * 3_600_000);
+    own.clock.set('2026-03-01T12:45:00Z'); // the paused one is past its time
+    expect(await idle.untilNextDue(DAY)).toBe(20 * 3_600_000 + 15 * 60_000);
+    // Resumed, it is due now: no sleep.
+    await own.call(tenant, 'POST', `/v1/campaigns/${paused}/resume`);
+    expect(await idle.untilNextDue(DAY)).toBe(0);
+  });
+});

@@ -189,7 +189,7 @@ async function scenario(s: Setup): Promise<void> {
   expect((await run('campaigns', 'show', 'next week', ...T)).stdout).toContain(`  next run  ${at.slice(0, 16).replace('T', ' ')} UTC\n`);
   expect(JSON.parse((await run('campaigns', 'pause', 'next week', ...T, '--json')).stdout).status).toBe('paused');
   expect((await run('campaigns', 'resume', 'next week', ...T)).stdout).toBe(
-    'Resumed campaign "next week": it is scheduled; held messages fall due again, spaced by its throttle from now.\n',
+    `Resumed campaign "next week": it is scheduled; held messages fall due again, spaced by its throttle from now (or at their recipients' local times).\n`,
   );
   expect(JSON.parse((await run('campaigns', 'list', ...T, '--status', 'scheduled', '--json')).stdout).map((c: { name: string }) => c.name)).toEqual(['next week']);
 

@@ -353,6 +353,11 @@ describe('human review', () => {
     const edited = `Hi Quin, a short note this week. ${CTA.text}\n\n${FOOTER}`;
     expect((await api.call(t, 'POST', `/v1/reviews/${task(q).id}/edit`, { text: edited })).status).toBe(200);
     expect((await api.call(t, 'POST', `/v1/reviews/${task(r).id}/reject`, { reason: 'not this week' })).status).toBe(200);
+    // Approved, a message falls due at its throttle slot (one a minute, in recipient order), not all at once.
+    const { rows: released } = await api.db.query<{ id: string; due_at: Date }>('select id, due_at from messages where id = any($1::uuid[])', [[message.get(p), message.get(q)]]);
+    const slot = (c: string) => api.clock.now().getTime() + rows.findIndex((x) => x.contact_id === c) * 60_000;
+    expect(new Map(released.map((m) => [m.id, m.due_at.getTime()]))).toEqual(new Map([p, q].map((c) => [message.get(c), slot(c)])));
+    api.clock.advance(4 * 60_000);
     await worker.drain();
 
     expect(sentTo(message.get(p)!)[0]!.message.body).toBe(task(p).draft);

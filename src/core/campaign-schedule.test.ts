@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { DateTime } from 'luxon';
 import { describe, expect, it } from 'vitest';
-import { cronProblem, firstOccurrence, nextOccurrence, scheduleProblems, wallInZone, type Occurrence } from './campaign-schedule.js';
+import { cronProblem, firstOccurrence, nextOccurrence, paceLocal, resumedOccurrence, scheduleProblems, wallInZone, type LocalPace, type Occurrence } from './campaign-schedule.js';
 
 const ZONES = ['UTC', 'Europe/Madrid', 'America/New_York', 'America/Los_Angeles', 'Asia/Kolkata', 'Australia/Lord_Howe', 'Pacific/Kiritimati', 'Pacific/Pago_Pago', 'America/Sao_Paulo'];
 const HOUR = 3_600_000;
@@ -125,6 +125,120 @@ describe('recipient-local schedules', () => {
   it('a wall time skipped by DST is the first instant after the gap', () => {
     expect(wallInZone('2026-03-29T02:30', 'Europe/Madrid').toISOString()).toBe('2026-03-29T01:30:00.000Z');
     expect(wallInZone('2026-03-08T02:30', 'America/New_York').toISOString()).toBe('2026-03-08T07:30:00.000Z');
+  });
+});
+
+describe('resuming a paused schedule', () => {
+  it('keeps a recipient-local tick still ahead somewhere, starting now, and otherwise takes the next one; never an earlier one', () => {
+    fc.assert(
+      fc.property(cronArb, instantArb, fc.integer({ min: 0, max: 40 * 24 * 60 }), (c, at, minutes) => {
+        const s = { cron: cronOf(c), recipient_local: true };
+        const pending = firstOccurrence(s, 'UTC', at)!;
+        const now = new Date(Math.max(pending.start.getTime(), at.getTime()) + minutes * 60_000 + 1);
+        const resumed = resumedOccurrence(s, 'UTC', pending, now)!;
+        // At UTC−12 the wall time comes last: until then someone is still before it.
+        const aheadSomewhere = DateTime.fromISO(pending.local!, { zone: 'UTC' }).toMillis() + 12 * HOUR > now.getTime();
+        if (aheadSomewhere) expect(resumed).toEqual({ ...pending, start: now });
+        else {
+          expect(resumed.local! > pending.local!).toBe(true);
+          expect(resumed).toEqual(firstOccurrence(s, 'UTC', now));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('Monday 09:00 wherever they are, resumed on Monday: still on while it is 09:00 or earlier at UTC−12', () => {
+    const s = { cron: '0 9 * * 1', recipient_local: true };
+    const pending: Occurrence = { key: 'local:2026-03-02T09:00', start: new Date('2026-03-01T19:00:00Z'), local: '2026-03-02T09:00' };
+    const at = (iso: string) => resumedOccurrence(s, 'UTC', pending, new Date(iso));
+    expect(at('2026-03-02T10:00:00Z')).toEqual({ ...pending, start: new Date('2026-03-02T10:00:00Z') });
+    expect(at('2026-03-02T20:59:00Z')).toEqual({ ...pending, start: new Date('2026-03-02T20:59:00Z') });
+    expect(at('2026-03-02T21:00:00Z')).toEqual({ key: 'local:2026-03-09T09:00', start: new Date('2026-03-08T19:00:00Z'), local: '2026-03-09T09:00' });
+    // Past its until: nothing is left.
+    expect(resumedOccurrence({ ...s, until: '2026-03-05T00:00:00Z' }, 'UTC', pending, new Date('2026-03-03T00:00:00Z'))).toBeNull();
+  });
+
+  it('makes up no time-based tick, and fires a one-off whose time went by', () => {
+    fc.assert(
+      fc.property(cronArb, fc.constantFrom(...ZONES), instantArb, fc.integer({ min: 1, max: 40 * 24 * 60 }), (c, zone, at, minutes) => {
+        const s = { cron: cronOf(c), zone };
+        const pending = firstOccurrence(s, 'UTC', at)!;
+        const now = new Date(pending.start.getTime() + minutes * 60_000);
+        expect(resumedOccurrence(s, 'UTC', pending, now)).toEqual(firstOccurrence(s, 'UTC', now));
+      }),
+      { numRuns: 200 },
+    );
+    const pending = firstOccurrence({ at: '2026-03-02T09:00:00Z' }, 'UTC', new Date('2026-03-01T00:00:00Z'))!;
+    expect(resumedOccurrence({ at: '2026-03-02T09:00:00Z' }, 'UTC', pending, new Date('2026-03-05T00:00:00Z'))).toEqual(pending);
+    const local = firstOccurrence({ local_at: '2026-03-02T09:00' }, 'UTC', new Date('2026-03-01T00:00:00Z'))!;
+    expect(resumedOccurrence({ local_at: '2026-03-02T09:00' }, 'UTC', local, new Date('2026-03-02T12:00:00Z'))).toEqual(local);
+  });
+});
+
+describe('recipient-local pacing', () => {
+  const MIN = 60_000;
+  const t0 = Date.UTC(2026, 2, 2, 8);
+  /** Local instants one to three hours apart, as zones' offsets are. */
+  const instantArb2 = fc.integer({ min: 0, max: 3 }).map((h) => new Date(t0 + h * HOUR));
+
+  it('written ahead of time, gives the nth recipient of an instant floor(n / per_minute) minutes after it, however batches interleave', () => {
+    fc.assert(
+      fc.property(fc.array(instantArb2, { maxLength: 200 }), fc.integer({ min: 1, max: 20 }), (instants, perMinute) => {
+        const pace: LocalPace = {};
+        const seen = new Map<number, number>();
+        for (const instant of instants) {
+          const n = seen.get(instant.getTime()) ?? 0;
+          seen.set(instant.getTime(), n + 1);
+          // Through a JSON round trip, as it is stored between batches.
+          Object.assign(pace, JSON.parse(JSON.stringify(pace)));
+          expect(paceLocal(pace, instant, new Date(t0 - HOUR), perMinute).getTime()).toBe(instant.getTime() + Math.floor(n / perMinute) * MIN);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('written late or resumed, is never due before now or its instant, and never lets more than a minute\'s worth of one instant out in a minute', () => {
+    fc.assert(
+      fc.property(
+        // Batches written a while apart, each at one instant of the clock.
+        fc.array(fc.record({ wait: fc.integer({ min: 0, max: 20 * MIN }), instants: fc.array(instantArb2, { maxLength: 40 }) }), { minLength: 1, maxLength: 20 }),
+        fc.integer({ min: 1, max: 10 }),
+        (batches, perMinute) => {
+          const pace: LocalPace = {};
+          let now = t0 - 30 * MIN;
+          const due = new Map<number, number[]>();
+          for (const { wait, instants } of batches) {
+            now += wait;
+            for (const instant of instants) {
+              const at = paceLocal(pace, instant, new Date(now), perMinute).getTime();
+              expect(at).toBeGreaterThanOrEqual(Math.max(now, instant.getTime()));
+              due.set(instant.getTime(), [...(due.get(instant.getTime()) ?? []), at]);
+            }
+          }
+          // Minutes are counted from the pace's start, so a window of a minute can take the end
+          // of one minute's share and the start of the next: two minutes' worth at most.
+          for (const times of due.values()) {
+            times.sort((a, b) => a - b);
+            for (let i = 0; i + 2 * perMinute < times.length; i++) expect(times[i + 2 * perMinute]! - times[i]!).toBeGreaterThanOrEqual(MIN);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('paces Madrid and Paris together (one offset, one instant), Tokyo apart; without a throttle, each at its instant', () => {
+    const madrid = wallInZone('2026-03-02T09:00', 'Europe/Madrid');
+    const paris = wallInZone('2026-03-02T09:00', 'Europe/Paris');
+    const tokyo = wallInZone('2026-03-02T09:00', 'Asia/Tokyo');
+    const now = new Date('2026-03-01T19:00:00Z');
+    const pace: LocalPace = {};
+    const got = [madrid, tokyo, paris, madrid, tokyo, paris, madrid].map((i) => paceLocal(pace, i, now, 2).toISOString().slice(11, 16));
+    expect(got).toEqual(['08:00', '00:00', '08:00', '08:01', '00:00', '08:01', '08:02']);
+    expect(paceLocal({}, madrid, new Date('2026-03-02T08:05:00Z'), undefined).toISOString()).toBe('2026-03-02T08:05:00.000Z');
+    expect(paceLocal({}, madrid, now, undefined)).toEqual(madrid);
   });
 });
 

@@ -156,6 +156,20 @@ export function nextOccurrence(s: ScheduleSpec, tenantZone: string, previous: Oc
   return withinUntil(s, tick && { key: tick.toISOString(), start: tick, local: null });
 }
 
+/**
+ * The occurrence a campaign paused while waiting for `pending` waits for once resumed at `now`: the
+ * choice a first start would make, never earlier than `pending` (so never one that already fired).
+ * A recurring tick that went by during the pause is not made up; a recipient-local tick still ahead
+ * in some zone is kept, starting now (its recipients whose time went by are skipped by the runner);
+ * a one-off whose time went by fires at once. Null when the schedule has nothing left.
+ */
+export function resumedOccurrence(s: ScheduleSpec, tenantZone: string, pending: Occurrence, now: Date): Occurrence | null {
+  if (pending.start >= now || s.cron === undefined) return pending;
+  const first = firstOccurrence(s, tenantZone, now);
+  if (first?.local && first.local < pending.local!) return { ...pending, start: now };
+  return first;
+}
+
 /** The occurrence a stored next_run_at stands for, rebuilt from the schedule (next_run_at is its start). */
 export function occurrenceAt(s: ScheduleSpec, start: Date, local: string | null): Occurrence {
   if (local) return { key: `local:${local}`, start, local };
@@ -164,6 +178,33 @@ export function occurrenceAt(s: ScheduleSpec, start: Date, local: string | null)
 
 /** How late a recipient-local send may still go: a few minutes of batch writing, not hours. */
 export const LOCAL_GRACE_MS = 15 * 60_000;
+
+const MINUTE = 60_000;
+
+/**
+ * A recipient-local occurrence's throttle, per local instant (ISO): the pace for the recipients
+ * due at that instant started at `from`, and `n` of them have had a slot since. Every zone at one
+ * offset reaches Monday 09:00 at the same instant, so that is what is paced.
+ */
+export type LocalPace = Record<string, { from: string; n: number }>;
+
+/**
+ * The due time of the next recipient whose local time is `instant`, counted in `pace` (which it
+ * updates): the nth recipient of an instant is due floor(n / perMinute) minutes after it, so a
+ * zone's recipients go out from their 09:00 at the throttle's rate, not all at 09:00. Never
+ * before `now`. A pace whose current minute has gone by (written late, or resumed) starts again
+ * from now, so it does not catch up in a burst. Without a throttle, the instant itself.
+ */
+export function paceLocal(pace: LocalPace, instant: Date, now: Date, perMinute: number | undefined): Date {
+  const start = Math.max(instant.getTime(), now.getTime());
+  if (!perMinute) return new Date(start);
+  const key = instant.toISOString();
+  let p = pace[key];
+  if (!p || Date.parse(p.from) + (Math.floor(p.n / perMinute) + 1) * MINUTE <= now.getTime()) p = pace[key] = { from: new Date(start).toISOString(), n: 0 };
+  const at = Math.max(Date.parse(p.from) + Math.floor(p.n / perMinute) * MINUTE, now.getTime());
+  p.n++;
+  return new Date(at);
+}
 
 /** The default schedule of a Relational Pulse: Mondays at 09:00 in the tenant's zone. */
 export const PULSE_DEFAULT_SCHEDULE: ScheduleSpec = { cron: '0 9 * * 1' };

@@ -1,4 +1,4 @@
-import { LOCAL_GRACE_MS, nextOccurrence, occurrenceAt, wallInZone } from '../core/campaign-schedule.js';
+import { LOCAL_GRACE_MS, nextOccurrence, occurrenceAt, paceLocal, wallInZone, type LocalPace } from '../core/campaign-schedule.js';
 import type { CampaignActionSpec, CampaignAudience, CampaignSchedule, CampaignThrottle } from '../core/campaign.js';
 import type { Reentry } from '../core/journey/definition.js';
 import { addressFor } from '../core/policy.js';
@@ -24,9 +24,11 @@ import { pulseListMembers, writePulseBatch } from './pulse.js';
  *    occurrence's start), and in the same transaction each gets a recipient row and a queued
  *    message (idempotency key campaign:<occurrence>:<contact>) or an enrollment. The throttle
  *    becomes due_at: the nth recipient is due floor(n / per_minute) minutes after the pace
- *    start, and the dispatcher sends at that pace. A pause or stop waits for the batch's lock.
- * 3. Completes occurrences whose audience is written and whose last send has fallen due (a
- *    throttled campaign stays running, and can be paused, while its messages trickle out), then
+ *    start (recipient-local: the nth of those sharing a local instant, after that instant),
+ *    and the dispatcher sends at that pace. A pause or stop waits for the batch's lock.
+ * 3. Completes occurrences whose audience is written, whose last send has fallen due and whose
+ *    pulse messages are all back from the model (a throttled campaign stays running, and can be
+ *    paused, while its messages trickle out or wait for the model), then
  *    running campaigns with no occurrence left open and none to come.
  *
  * With no campaign due or running, a sweep is one query on two partial indexes.
@@ -61,13 +63,18 @@ export interface Claimed {
   throttle: CampaignThrottle;
   /** A recipient-local occurrence's wall time; null otherwise. */
   local_at: string | null;
+  /** A recipient-local occurrence's throttle, per local instant. */
+  local_pace: LocalPace;
   time_zone: string;
   /** The tenant's floor for a pulse that sets none of its own. */
   pulse_min_engagement: number | null;
 }
 
-/** One sweep at `now`; see the top of this file. */
-export async function runCampaigns(db: Db, now: Date, opts: { batchSize?: number; maxBatches?: number } = {}): Promise<CampaignSweep> {
+/**
+ * One sweep at `now`; see the top of this file. `refine`: a chat model is configured, so pulse
+ * messages are written held for it (engine/pulse-refine.ts).
+ */
+export async function runCampaigns(db: Db, now: Date, opts: { batchSize?: number; maxBatches?: number; refine?: boolean } = {}): Promise<CampaignSweep> {
   const sweep: CampaignSweep = { started: 0, batches: 0, recipients: 0, completed: 0, more: false };
   // One round trip on two partial indexes in the common case, where no campaign is due or running.
   const { rows } = await db.query<{ work: boolean }>(
@@ -78,7 +85,7 @@ export async function runCampaigns(db: Db, now: Date, opts: { batchSize?: number
   sweep.started = await startDueOccurrences(db, now);
   const max = opts.maxBatches ?? MAX_BATCHES_PER_SWEEP;
   while (sweep.batches < max) {
-    const n = await db.transaction((tx) => writeNextBatch(tx, now, opts.batchSize ?? DEFAULT_CAMPAIGN_BATCH));
+    const n = await db.transaction((tx) => writeNextBatch(tx, now, opts.batchSize ?? DEFAULT_CAMPAIGN_BATCH, opts.refine ?? false));
     if (n === null) break;
     sweep.batches++;
     sweep.recipients += n;
@@ -88,7 +95,8 @@ export async function runCampaigns(db: Db, now: Date, opts: { batchSize?: number
   // take before the occurrence rows; a batch holding an occurrence must not wait for it.
   await db.query(
     `update campaign_occurrences set status = 'completed', completed_at = $1
-      where status = 'running' and audience_done and (sends_until is null or sends_until <= $1)`,
+      where status = 'running' and audience_done and (sends_until is null or sends_until <= $1)
+        and not exists (select 1 from pulse_refinements r where r.occurrence_id = campaign_occurrences.id)`,
     [now],
   );
   const { rowCount } = await db.query(
@@ -136,9 +144,9 @@ async function startDueOccurrences(db: Db, now: Date): Promise<number> {
 }
 
 /** Writes the next batch of one running occurrence; null when none is waiting (or all are locked). */
-async function writeNextBatch(tx: Queryable, now: Date, batchSize: number): Promise<number | null> {
+async function writeNextBatch(tx: Queryable, now: Date, batchSize: number, refine: boolean): Promise<number | null> {
   const { rows } = await tx.query<Claimed>(
-    `select o.id, o.tenant_id, o.campaign_id, o.scheduled_for, o.after, o.written, o.pace_from, o.paced, o.started_at, c.audience, c.action, c.throttle, o.local_at, t.time_zone,
+    `select o.id, o.tenant_id, o.campaign_id, o.scheduled_for, o.after, o.written, o.pace_from, o.paced, o.started_at, c.audience, c.action, c.throttle, o.local_at, o.local_pace, t.time_zone,
             (t.settings->>'pulse_min_engagement')::float8 as pulse_min_engagement
        from campaign_occurrences o join campaigns c on c.id = o.campaign_id join tenants t on t.id = o.tenant_id
       where o.status = 'running' and not o.audience_done and c.status = 'running'
@@ -151,16 +159,15 @@ async function writeNextBatch(tx: Queryable, now: Date, batchSize: number): Prom
   // whose time had gone by when the occurrence started is skipped rather than sent hours late.
   const local = o.local_at ? localDueTimes(o, all, now) : null;
   const members = local ? all.filter((c) => !local.late.has(c.id)) : all;
-  const due = (j: number) => {
-    let at = now;
-    const perMinute = o.throttle.per_minute;
-    if (perMinute) {
-      const paced = new Date(new Date(o.pace_from).getTime() + Math.floor((o.paced + j) / perMinute) * 60_000);
-      if (paced > at) at = paced;
-    }
-    const mine = local?.due.get(members[j]!.id);
-    return mine && mine > at ? mine : at;
-  };
+  // Recipient-local: paced from each recipient's local instant, counted across batches in
+  // local_pace; otherwise from the occurrence's pace start. Computed once: `due` is asked again.
+  const perMinute = o.throttle.per_minute;
+  const dueAt = members.map((c, j) => {
+    if (local) return paceLocal(o.local_pace, local.due.get(c.id)!, now, perMinute);
+    const paced = perMinute ? new Date(new Date(o.pace_from).getTime() + Math.floor((o.paced + j) / perMinute) * 60_000) : now;
+    return paced > now ? paced : now;
+  });
+  const due = (j: number) => dueAt[j]!;
   if (local?.late.size) {
     const late = all.filter((c) => local.late.has(c.id));
     await insertRecipients(
@@ -177,15 +184,15 @@ async function writeNextBatch(tx: Queryable, now: Date, batchSize: number): Prom
   }
   if (members.length) {
     if (o.action.send) await queueMessages(tx, o, members, due, now);
-    else if (o.action.pulse) await writePulseBatch(tx, o, members, due, now);
+    else if (o.action.pulse) await writePulseBatch(tx, o, members, due, now, refine);
     else await enrolMembers(tx, o, members, due, now);
     await notifyWork(tx);
   }
   await tx.query(
     `update campaign_occurrences set after = coalesce($2, after), written = written + $3, paced = paced + $6, audience_done = $4,
-            sends_until = greatest(sends_until, $5::timestamptz)
+            sends_until = greatest(sends_until, $5::timestamptz), local_pace = $7::jsonb
       where id = $1`,
-    [o.id, all.length ? all[all.length - 1]!.id : null, all.length, done, sendsUntil, members.length],
+    [o.id, all.length ? all[all.length - 1]!.id : null, all.length, done, sendsUntil, members.length, JSON.stringify(o.local_pace)],
   );
   return all.length;
 }

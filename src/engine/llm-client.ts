@@ -13,6 +13,8 @@ import type { ChatMessage } from '../core/synthesis.js';
  */
 export interface LlmClient {
   model: string;
+  /** How many calls a worker makes at once (RAPPORT_LLM_CONCURRENCY); default 4. */
+  concurrency?: number;
   complete(messages: ChatMessage[], opts: { maxTokens: number; temperature?: number }): Promise<string>;
 }
 
@@ -22,6 +24,7 @@ export interface HttpLlmOptions {
   model: string;
   apiKey?: string;
   timeoutMs?: number;
+  concurrency?: number;
   fetch?: typeof fetch;
 }
 
@@ -44,6 +47,7 @@ export function httpLlm(opts: HttpLlmOptions): LlmClient {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_LLM_TIMEOUT_MS;
   return {
     model: opts.model,
+    concurrency: opts.concurrency,
     async complete(messages, { maxTokens, temperature = 0.4 }) {
       let text: string;
       let status: number;
@@ -86,10 +90,16 @@ export function llmFromEnv(env: NodeJS.ProcessEnv): LlmClient | null {
   if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 600_000)) {
     throw new Error(`RAPPORT_LLM_TIMEOUT_MS must be a whole number of milliseconds from 1 to 600000, got ${JSON.stringify(t)}`);
   }
+  const c = env.RAPPORT_LLM_CONCURRENCY?.trim();
+  const concurrency = c ? Number(c) : undefined;
+  if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256)) {
+    throw new Error(`RAPPORT_LLM_CONCURRENCY must be a whole number from 1 to 256, got ${JSON.stringify(c)}`);
+  }
   return httpLlm({
     baseUrl,
     model: env.RAPPORT_LLM_MODEL?.trim() || 'gpt-4o-mini',
     apiKey: env.RAPPORT_LLM_API_KEY?.trim() || undefined,
     timeoutMs,
+    concurrency,
   });
 }

@@ -1,3 +1,4 @@
+import { LOCAL_GRACE_MS } from '../core/campaign-schedule.js';
 import { InputError } from '../core/errors.js';
 import { addressFor } from '../core/policy.js';
 import {
@@ -35,7 +36,9 @@ import { draftMessage, type Synthesized } from './synthesize.js';
  * One batch of a Relational Pulse (docs/campaigns.md, "Relational Pulse"), inside the runner's
  * batch transaction. The members come judged by the pulse's targeting (core/pulse.ts); here each
  * is capped to one pulse a week, held back by the back-off when it stopped answering, given up to
- * three knowledge items chosen in memory, and written a message by the deterministic composer.
+ * three knowledge items chosen in memory, and written a message by the deterministic composer
+ * (with a chat model configured, held for the model to rewrite outside this transaction:
+ * engine/pulse-refine.ts).
  * All of it costs a fixed number of statements per batch, whatever its size:
  *
  *   1. the tenant; the knowledge pool (once per occurrence, then from memory);
@@ -128,15 +131,23 @@ async function loadFacts(tx: Queryable, tenantId: string, members: ContactRow[],
 interface Draft {
   contact: ContactRow;
   seq: number;
+  /** When the message falls due; null while it is held for a model or a reviewer. */
   due_at: Date | null;
+  /** When it was meant to go, kept for whoever releases a held message. */
+  intended: Date;
+  input: SynthesisInput;
   message: Synthesized;
   arm: PulseVariant | null;
   rules: ReviewRules;
   task_id: string | null;
 }
 
-/** Writes one batch of a pulse occurrence; see the top of this file. */
-export async function writePulseBatch(tx: Queryable, o: Claimed, members: ContactRow[], due: (j: number) => Date, now: Date): Promise<void> {
+/**
+ * Writes one batch of a pulse occurrence; see the top of this file. With `refine` (a chat model
+ * is configured) the composer's messages are written held and queued for the model
+ * (engine/pulse-refine.ts), which releases them or opens their review tasks.
+ */
+export async function writePulseBatch(tx: Queryable, o: Claimed, members: ContactRow[], due: (j: number) => Date, now: Date, refine = false): Promise<void> {
   const spec = o.action.pulse!;
   const tenant = await getTenant(tx, o.tenant_id);
   const week = occurrenceWeek(o.local_at, new Date(o.scheduled_for), tenant.time_zone);
@@ -184,20 +195,24 @@ export async function writePulseBatch(tx: Queryable, o: Claimed, members: Contac
     drafts.push({
       contact: c,
       seq: o.written + j,
-      due_at: review ? null : due(j),
+      due_at: review || refine ? null : due(j),
+      intended: due(j),
+      input,
       message,
       arm,
       rules: { max_length: input.max_length, cta: input.cta, footer: input.footer },
-      task_id: review ? newId() : null,
+      // With a model the task is opened on its answer, not on the composer's draft.
+      task_id: review && !refine ? newId() : null,
     });
   }
 
-  const queued = await insertMessages(tx, o, drafts, week, now);
+  const queued = await insertMessages(tx, o, drafts, week, now, refine);
   const written = drafts.filter((d) => queued.has(d.contact.id));
   // Another pulse campaign of the tenant took this week's key between the check and the insert.
   for (const d of drafts) if (!queued.has(d.contact.id)) skipped.push({ contact_id: d.contact.id, seq: d.seq, message_id: null, enrollment_id: null, outcome: 'skipped', reason: 'weekly_cap' });
   await recordSynthesis(tx, o, written, queued, week, now);
-  if (review) {
+  if (refine) await queueRefinements(tx, o, written, queued, review, now);
+  else if (review) {
     await insertReviewTasks(
       tx,
       o.tenant_id,
@@ -239,8 +254,39 @@ function synthesisInput(tenant: Tenant, spec: PulseSpec, c: ContactRow, arm: Pul
   };
 }
 
+/** What the model is asked with, less the contact, which is read again when refining. */
+export type RefinementInput = Omit<SynthesisInput, 'contact'>;
+
+/** The model's work for the written messages (pulse_refinements): what to ask, and when each was meant to go. */
+async function queueRefinements(tx: Queryable, o: Claimed, written: Draft[], queued: Map<string, string>, review: boolean, now: Date): Promise<void> {
+  if (!written.length) return;
+  await tx.query(
+    `insert into pulse_refinements (message_id, tenant_id, occurrence_id, input, due_at, latest_at, review, created_at)
+     select x.message_id, $1, $5, x.input, x.due_at, x.latest_at, $2, $3
+       from jsonb_to_recordset($4::jsonb) as x(message_id uuid, input jsonb, due_at timestamptz, latest_at timestamptz)`,
+    [
+      o.tenant_id,
+      review,
+      now,
+      JSON.stringify(
+        written.map((d) => {
+          const { contact: _contact, ...input } = d.input;
+          return {
+            message_id: queued.get(d.contact.id),
+            input: input satisfies RefinementInput,
+            due_at: d.intended,
+            // A recipient-local pulse whose moment passes while the model works is not sent hours late.
+            latest_at: o.local_at ? new Date(d.intended.getTime() + LOCAL_GRACE_MS) : null,
+          };
+        }),
+      ),
+      o.id,
+    ],
+  );
+}
+
 /** Queues the drafts' messages; the contacts whose message was written, with its id. */
-async function insertMessages(tx: Queryable, o: Claimed, drafts: Draft[], week: string, now: Date): Promise<Map<string, string>> {
+async function insertMessages(tx: Queryable, o: Claimed, drafts: Draft[], week: string, now: Date, refine: boolean): Promise<Map<string, string>> {
   if (!drafts.length) return new Map();
   const spec = o.action.pulse!;
   const rows = drafts.map((d) => ({
@@ -258,7 +304,9 @@ async function insertMessages(tx: Queryable, o: Claimed, drafts: Draft[], week: 
           teaser: teaser(d.message.items_used[0]?.title),
         },
       },
-      ...(d.task_id ? { review: { task_id: d.task_id } } : {}),
+      // A held message remembers when it was meant to go: approval releases it then, not earlier.
+      ...(d.task_id ? { review: { task_id: d.task_id, due_at: d.intended.toISOString() } } : {}),
+      ...(refine ? { refine: true } : {}),
     },
   }));
   const { rows: queued } = await tx.query<{ id: string; contact_id: string }>(

@@ -194,7 +194,7 @@ const EMAILS = /[^\s@<>()"',;:]+@[^\s@<>()"',;:]+\.[a-z]{2,}/gi;
 const PHONES = /\+?\d(?:[\s.()-]*\d){6,}/g;
 
 /** The tenant's other contacts whose e-mail address or phone number the text holds. */
-async function otherContactsIn(db: Queryable, tenantId: string, self: ContactRow, text: string): Promise<OtherContact[]> {
+export async function otherContactsIn(db: Queryable, tenantId: string, self: ContactRow, text: string): Promise<OtherContact[]> {
   const emails = [...new Set((text.match(EMAILS) ?? []).map((e) => e.toLowerCase()))];
   const phones = [...new Set((text.match(PHONES) ?? []).map((p) => `+${p.replace(/\D/g, '')}`))];
   if (!emails.length && !phones.length) return [];

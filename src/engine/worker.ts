@@ -7,6 +7,8 @@ import { DEFAULT_DISPATCH_BATCH, runDispatchBatch } from './dispatcher.js';
 import type { ProviderRegistry } from './providers.js';
 import { KEEP_ALIVE_SWEEP_MS, runKeepAlive } from './keep-alive.js';
 import { runCampaigns } from './campaign-runner.js';
+import type { LlmClient } from './llm-client.js';
+import { runRefinements } from './pulse-refine.js';
 import { DEFAULT_BATCH_SIZE, runSchedulerBatch } from './scheduler.js';
 
 export interface WorkerOptions {
@@ -22,6 +24,8 @@ export interface WorkerOptions {
   dispatch?: boolean;
   /** Composes e-mail before it is sent (see channels/email-prepare.ts); without it e-mail goes as rendered. */
   email?: EmailPreparer;
+  /** The chat model pulses are refined with (engine/pulse-refine.ts); without it the composer's text is sent. */
+  llm?: LlmClient | null;
 }
 
 export interface WorkerStats {
@@ -31,6 +35,9 @@ export interface WorkerStats {
   messagesQueued: number;
   sent: number;
   failed: number;
+  /** Pulse messages the model's answer was used for, and those that kept the composer's text. */
+  refined: number;
+  refineFellBack: number;
 }
 
 /**
@@ -39,13 +46,16 @@ export interface WorkerStats {
  * may run against one database; SKIP LOCKED keeps their batches apart.
  */
 export class Worker {
-  readonly stats: WorkerStats = { batches: 0, steps: 0, enrollments: 0, messagesQueued: 0, sent: 0, failed: 0 };
+  readonly stats: WorkerStats = { batches: 0, steps: 0, enrollments: 0, messagesQueued: 0, sent: 0, failed: 0, refined: 0, refineFellBack: 0 };
   private running = false;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
   private notified = false;
   private unlisten: (() => Promise<void>) | null = null;
   private nextKeepAlive = 0;
+  /** Model calls take seconds: a started worker makes them in a loop of their own, beside the batches. */
+  private refineLoop: Promise<void> | null = null;
+  private refineWake: (() => void) | null = null;
 
   constructor(private readonly opts: WorkerOptions) {}
 
@@ -54,13 +64,15 @@ export class Worker {
     this.running = true;
     this.unlisten = await this.opts.db.listen(WORK_CHANNEL, () => this.poke());
     this.loop = this.run();
+    if (this.opts.llm) this.refineLoop = this.runRefine(this.opts.llm);
   }
 
   async stop(): Promise<void> {
     this.running = false;
     this.poke();
-    await this.loop;
+    await Promise.all([this.loop, this.refineLoop]);
     this.loop = null;
+    this.refineLoop = null;
     await this.unlisten?.();
     this.unlisten = null;
   }
@@ -83,7 +95,9 @@ export class Worker {
       await runKeepAlive(db, clock.now());
     }
     // Every loop: a campaign due now should not wait for a timer, and with none due or running this is one query.
-    const campaigns = await runCampaigns(db, clock.now());
+    const campaigns = await runCampaigns(db, clock.now(), { refine: !!this.opts.llm });
+    // Without the loop of its own (drain, once): the model's work is part of the round.
+    const refined = this.opts.llm && !this.refineLoop ? await this.refineOnce(this.opts.llm) : 0;
     const s = await runSchedulerBatch(db, clock.now(), size);
     this.stats.batches++;
     this.stats.enrollments += s.claimed;
@@ -96,12 +110,43 @@ export class Worker {
       this.stats.failed += d.failed;
       dispatched = d.claimed;
     }
-    return s.claimed > 0 || dispatched > 0 || campaigns.batches > 0;
+    return s.claimed > 0 || dispatched > 0 || campaigns.batches > 0 || refined > 0;
   }
 
   private poke(): void {
     this.notified = true;
     this.wake?.();
+    this.refineWake?.();
+  }
+
+  private async refineOnce(llm: LlmClient): Promise<number> {
+    const r = await runRefinements(this.opts.db, () => this.opts.clock.now(), llm, { concurrency: llm.concurrency });
+    this.stats.refined += r.refined;
+    this.stats.refineFellBack += r.fell_back;
+    return r.claimed;
+  }
+
+  private async runRefine(llm: LlmClient): Promise<void> {
+    const poll = this.opts.pollMs ?? 1000;
+    while (this.running) {
+      let claimed = 0;
+      try {
+        claimed = await this.refineOnce(llm);
+      } catch (err) {
+        this.opts.logger?.error({ err }, 'pulse refinement failed; retrying');
+      }
+      if (claimed || !this.running) continue;
+      // New rows come with a batch's notification; the poll covers leases that ran out.
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(t);
+          this.refineWake = null;
+          resolve();
+        };
+        const t = setTimeout(done, poll);
+        this.refineWake = done;
+      });
+    }
   }
 
   private async run(): Promise<void> {

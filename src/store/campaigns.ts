@@ -13,13 +13,14 @@ import {
 } from '../core/campaign.js';
 import {
   firstOccurrence,
-  isRecurring,
   LOCAL_GRACE_MS,
-  nextOccurrence,
   occurrenceAt,
+  paceLocal,
   PULSE_DEFAULT_SCHEDULE,
+  resumedOccurrence,
   scheduleProblems,
   wallInZone,
+  type LocalPace,
   type Occurrence,
 } from '../core/campaign-schedule.js';
 import { ConflictError, InputError, NotFoundError } from '../core/errors.js';
@@ -223,36 +224,59 @@ async function firstRun(db: Queryable, tenantId: string, schedule: CampaignSched
 
 /**
  * After a resume, the released messages of recipient-local occurrences are due at their local
- * time again (no earlier than the throttle allows); one whose local time went by during the pause
- * is cancelled (`local_time_passed`) rather than sent hours late, as a late start would skip it.
+ * time again, paced by the throttle from it as when they were written (paceLocal): an instant
+ * still ahead gives its recipients the same slots, one that has come starts them again from now.
+ * One whose local time went by during the pause is cancelled (`local_time_passed`) rather than
+ * sent hours late, as a late start would skip it.
  */
-async function relocalise(tx: Queryable, tenantId: string, campaignId: string, now: Date): Promise<void> {
-  const { rows } = await tx.query<{ id: string; due_at: Date; local_at: string; time_zone: string | null; phone: string | null; whatsapp: string | null; tenant_zone: string }>(
-    `select m.id, m.due_at, o.local_at, k.time_zone, k.phone, k.whatsapp, t.time_zone as tenant_zone
+async function relocalise(tx: Queryable, tenantId: string, campaignId: string, perMinute: number | undefined, now: Date): Promise<void> {
+  const { rows } = await tx.query<{
+    id: string;
+    occurrence_id: string;
+    local_at: string;
+    local_pace: LocalPace;
+    time_zone: string | null;
+    phone: string | null;
+    whatsapp: string | null;
+    tenant_zone: string;
+  }>(
+    `select m.id, o.id as occurrence_id, o.local_at, o.local_pace, k.time_zone, k.phone, k.whatsapp, t.time_zone as tenant_zone
        from campaign_recipients r join campaign_occurrences o on o.id = r.occurrence_id
        join messages m on m.id = r.message_id join contacts k on k.id = r.contact_id join tenants t on t.id = r.tenant_id
-      where r.tenant_id = $1 and r.campaign_id = $2 and o.local_at is not null and o.status = 'running' and m.status = 'queued' and m.due_at is not null`,
+      where r.tenant_id = $1 and r.campaign_id = $2 and o.local_at is not null and o.status = 'running' and m.status = 'queued' and m.due_at is not null
+      order by o.id, r.seq`,
     [tenantId, campaignId],
   );
   if (!rows.length) return;
-  const due: { id: string; due_at: string }[] = [];
   const late: string[] = [];
+  const kept: { id: string; occurrence_id: string; local: Date }[] = [];
+  const occurrences = new Map<string, { id: string; local_pace: LocalPace; sends_until: Date }>();
   for (const m of rows) {
     const local = wallInZone(m.local_at, resolveZone(m, m.tenant_zone).zone);
     if (local.getTime() < now.getTime() - LOCAL_GRACE_MS) late.push(m.id);
-    else if (local > new Date(m.due_at)) due.push({ id: m.id, due_at: local.toISOString() });
+    else kept.push({ id: m.id, occurrence_id: m.occurrence_id, local });
+    if (!occurrences.has(m.occurrence_id)) occurrences.set(m.occurrence_id, { id: m.occurrence_id, local_pace: m.local_pace, sends_until: now });
   }
+  // Every recipient of these instants still waiting is held here, so their count starts again
+  // with them; later batches count on from it.
+  for (const k of kept) delete occurrences.get(k.occurrence_id)!.local_pace[k.local.toISOString()];
+  const due = kept.map((k) => {
+    const o = occurrences.get(k.occurrence_id)!;
+    const at = paceLocal(o.local_pace, k.local, now, perMinute);
+    if (at > o.sends_until) o.sends_until = at;
+    return { id: k.id, due_at: at.toISOString() };
+  });
   if (due.length) {
     await tx.query(`update messages m set due_at = x.due_at, updated_at = $2 from jsonb_to_recordset($1::jsonb) as x(id uuid, due_at timestamptz) where m.id = x.id`, [
       JSON.stringify(due),
       now,
     ]);
-    await tx.query(
-      `update campaign_occurrences o set sends_until = greatest(o.sends_until, x.latest)
-         from (select max(due_at) as latest from messages where id = any($3::uuid[])) x where o.tenant_id = $1 and o.campaign_id = $2 and o.status = 'running'`,
-      [tenantId, campaignId, due.map((d) => d.id)],
-    );
   }
+  await tx.query(
+    `update campaign_occurrences o set local_pace = x.local_pace, sends_until = x.sends_until
+       from jsonb_to_recordset($1::jsonb) as x(id uuid, local_pace jsonb, sends_until timestamptz) where o.id = x.id`,
+    [JSON.stringify([...occurrences.values()])],
+  );
   if (late.length) {
     await tx.query(`update messages set status = 'cancelled', reason = 'local_time_passed', due_at = null, updated_at = $2 where id = any($1::uuid[]) and status = 'queued'`, [late, now]);
     await tx.query(`insert into message_status (message_id, status, at, detail) select x.id, 'cancelled', $2, '{"reason":"local_time_passed"}' from unnest($1::uuid[]) as x(id)`, [late, now]);
@@ -269,9 +293,9 @@ const QUEUED_OF_CAMPAIGN = `select m.id, r.occurrence_id, r.seq from campaign_re
  *
  * Pause holds the campaign's queued messages in the outbox (status stays queued, due_at is
  * cleared so the dispatcher does not take them) and stops further batches; resume spaces the
- * held ones again by the throttle from the moment of resuming, so a long pause does not end in
- * a burst. Stop cancels them. Enrollments already made stay in their journey either way: the
- * journey has its own pause.
+ * held ones again by the throttle from the moment of resuming (recipient-local ones from their
+ * local time, relocalise), so a long pause does not end in a burst. Stop cancels them.
+ * Enrollments already made stay in their journey either way: the journey has its own pause.
  */
 export async function changeCampaignStatus(db: Db, tenantId: string, id: string, action: Exclude<CampaignAction, 'run' | 'complete'>, actor: string, now: Date): Promise<CampaignRow> {
   return db.transaction(async (tx) => {
@@ -293,8 +317,9 @@ export async function changeCampaignStatus(db: Db, tenantId: string, id: string,
     } else if (action === 'resume') {
       const perMinute = c.throttle.per_minute ?? null;
       const { rows: held } = await tx.query<{ occurrence_id: string; n: string }>(
-        // A message waiting for its review stays held: the reviewer's decision releases it (store/reviews.ts).
-        `with q as (select id, occurrence_id, row_number() over (partition by occurrence_id order by seq) - 1 as i from (${QUEUED_OF_CAMPAIGN} and not (m.content ? 'review')) x),
+        // A message waiting for its review or for the model stays held: the reviewer's decision
+        // (store/reviews.ts) or the model's answer (engine/pulse-refine.ts) releases it.
+        `with q as (select id, occurrence_id, row_number() over (partition by occurrence_id order by seq) - 1 as i from (${QUEUED_OF_CAMPAIGN} and not (m.content ?| array['review', 'refine'])) x),
               u as (update messages m set due_at = $3::timestamptz + case when $4::int is null then interval '0' else floor(q.i / $4::int) * interval '1 minute' end, updated_at = $3
                       from q where m.id = q.id and m.status = 'queued' returning q.occurrence_id)
          select occurrence_id, count(*) as n from u group by occurrence_id`,
@@ -308,7 +333,7 @@ export async function changeCampaignStatus(db: Db, tenantId: string, id: string,
            from (select $4::jsonb as held) x where o.tenant_id = $1 and o.campaign_id = $2 and o.status = 'paused'`,
         [tenantId, id, now, JSON.stringify(Object.fromEntries(heldBy)), perMinute],
       );
-      if (held.length) await relocalise(tx, tenantId, id, now);
+      if (held.length) await relocalise(tx, tenantId, id, c.throttle.per_minute, now);
       if (held.length) await notifyWork(tx);
     } else if (action === 'stop') {
       await tx.query(`update campaign_occurrences set status = 'cancelled', completed_at = $3 where tenant_id = $1 and campaign_id = $2 and status in ('running', 'paused')`, [
@@ -329,26 +354,32 @@ export async function changeCampaignStatus(db: Db, tenantId: string, id: string,
       }
     }
     // What next_run_at becomes: the first occurrence on start; none on stop; on resume of a
-    // recurring campaign whose tick passed while it was paused, the next tick from now (a missed
-    // Monday is not sent on Wednesday). Otherwise it stays.
+    // campaign whose next occurrence should have started during the pause, the one a start now
+    // would choose, never an earlier one (resumedOccurrence): a missed Monday is not sent on
+    // Wednesday, a recipient-local Monday still ahead in some zones is, and a one-off fires at
+    // once. Otherwise it stays.
     let next: { start: Date | null; local: string | null } | undefined;
     if (action === 'start') next = await firstRun(tx, tenantId, c.schedule, now);
     else if (action === 'stop') next = { start: null, local: null };
-    else if (action === 'resume' && isRecurring(c.schedule) && c.next_run_at && c.next_run_at < now) {
+    else if (action === 'resume' && c.next_run_at && c.next_run_at < now) {
       const zone = await tenantZone(tx, tenantId);
-      next = nextOccurrence(c.schedule, zone, occurrenceAt(c.schedule, c.next_run_at, c.next_local), now) ?? { start: null, local: null };
+      next = resumedOccurrence(c.schedule, zone, occurrenceAt(c.schedule, c.next_run_at, c.next_local), now) ?? { start: null, local: null };
     }
+    // Resumed past its until before it ever fired: the runner completes only campaigns that ran,
+    // so one with nothing to come completes here.
+    const status = action === 'resume' && !c.started_at && next?.start === null ? 'completed' : to;
     const { rows } = await tx.query<CampaignRow>(
       `update campaigns set status = $3, updated_at = $4,
               next_run_at = case when $6::boolean then $7::timestamptz else next_run_at end,
               next_local = case when $6::boolean then $8 else next_local end,
               paused_at = case when $5 = 'pause' then $4 else paused_at end,
+              completed_at = case when $3 = 'completed' then $4 else completed_at end,
               cancelled_at = case when $5 = 'stop' then $4 else cancelled_at end
         where tenant_id = $1 and id = $2 returning ${COLUMNS}`,
-      [tenantId, id, to, now, action, next !== undefined, next?.start ?? null, next?.local ?? null],
+      [tenantId, id, status, now, action, next !== undefined, next?.start ?? null, next?.local ?? null],
     );
     if (action === 'start') await notifyWork(tx);
-    await writeAudit(tx, { tenantId, actor, action: `campaign.${action}`, entityType: 'campaign', entityId: id, data: { from: c.status, to } });
+    await writeAudit(tx, { tenantId, actor, action: `campaign.${action}`, entityType: 'campaign', entityId: id, data: { from: c.status, to: status } });
     return rows[0]!;
   });
 }

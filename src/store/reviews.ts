@@ -179,9 +179,10 @@ async function decide(db: Db, tenantId: string, id: string, d: Decision, actor: 
 
 /**
  * The message a task holds, when its subject names one (a pulse writes it queued with no due
- * time and `content.review`): approved or edited, it falls due now with the final text in
- * `vars.synthesis.text`, word for word (or, while its campaign is paused, stays held for resume
- * to release); rejected, it is cancelled with the reason "review rejected". A message that left
+ * time and `content.review`): approved or edited, it falls due with the final text in
+ * `vars.synthesis.text`, word for word, when it was meant to go (`content.review.due_at`: its
+ * throttle slot or its recipient's local time) or now if that has passed (or, while its campaign
+ * is paused, stays held for resume to release); rejected, it is cancelled with the reason "review rejected". A message that left
  * the queue meanwhile (an opt-out or a stop cancelled it) is left as it is.
  */
 async function settleHeldMessage(tx: Queryable, tenantId: string, task: ReviewTask, now: Date): Promise<void> {
@@ -200,7 +201,7 @@ async function settleHeldMessage(tx: Queryable, tenantId: string, task: ReviewTa
   const { rowCount } = await tx.query(
     `update messages m set content = jsonb_set(m.content - 'review', '{vars,synthesis,text}', to_jsonb($5::text)), updated_at = $4,
             due_at = case when exists (select 1 from campaign_recipients r join campaigns c on c.id = r.campaign_id where r.message_id = m.id and c.status = 'paused')
-                          then null else $4::timestamptz end
+                          then null else greatest($4::timestamptz, (m.content->'review'->>'due_at')::timestamptz) end
       where ${held}`,
     [tenantId, id, task.id, now, task.final],
   );

@@ -8,6 +8,7 @@ import { HttpFake, sendJson, type FakeRequest, type ScriptedAnswer } from './htt
 export class FakeLlm {
   readonly requests: { model: string; messages: { role: string; content: string }[]; temperature?: number; max_tokens?: number; authorization?: string }[] = [];
   private readonly script: ScriptedAnswer[] = [];
+  private responder: ((req: FakeLlm['requests'][number]) => string | ScriptedAnswer) | null = null;
 
   private constructor(private readonly http: HttpFake) {}
 
@@ -25,16 +26,16 @@ export class FakeLlm {
 
   /** The next request is answered with this message text. */
   reply(content: string): this {
-    this.script.push({
-      body: {
-        id: `chatcmpl-fake-${this.script.length}`,
-        object: 'chat.completion',
-        created: 1_767_225_600,
-        model: 'fake-chat',
-        choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
-        usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
-      },
-    });
+    this.script.push(chatAnswer(content, this.script.length));
+    return this;
+  }
+
+  /**
+   * Requests the script does not cover are answered by `fn`, from what was asked: a string as the
+   * model's text, or a scripted answer. For concurrent callers, whose order a script cannot know.
+   */
+  respondWith(fn: (req: FakeLlm['requests'][number]) => string | ScriptedAnswer): this {
+    this.responder = fn;
     return this;
   }
 
@@ -48,7 +49,11 @@ export class FakeLlm {
     if (req.method !== 'POST' || req.path !== '/v1/chat/completions') return sendJson(res, 404, { error: { message: 'not found' } });
     const body = JSON.parse(req.body) as FakeLlm['requests'][number];
     this.requests.push({ model: body.model, messages: body.messages, temperature: body.temperature, max_tokens: body.max_tokens, authorization: req.headers.authorization });
-    const next = this.script.shift();
+    let next = this.script.shift();
+    if (!next && this.responder) {
+      const r = this.responder(this.requests[this.requests.length - 1]!);
+      next = typeof r === 'string' ? chatAnswer(r, this.requests.length) : r;
+    }
     if (!next) return sendJson(res, 503, { error: { message: 'no answer scripted' } });
     await this.http.answer(res, next);
   }
@@ -56,4 +61,18 @@ export class FakeLlm {
   close(): Promise<void> {
     return this.http.close();
   }
+}
+
+/** A chat completion as OpenAI's API answers one. */
+function chatAnswer(content: string, n: number): ScriptedAnswer {
+  return {
+    body: {
+      id: `chatcmpl-fake-${n}`,
+      object: 'chat.completion',
+      created: 1_767_225_600,
+      model: 'fake-chat',
+      choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+      usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
+    },
+  };
 }

@@ -90,7 +90,7 @@ export const campaignRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, 
   const lifecycle: [action: 'start' | 'pause' | 'resume' | 'stop', summary: string, description: string][] = [
     ['start', 'Start a draft campaign', 'It becomes scheduled and fires at its schedule\'s first occurrence (at once when it has none). 409 naming status unless it is a draft; 409 naming action.journey_id unless its journey is active.'],
     ['pause', 'Pause a scheduled or running campaign', 'No further recipients are written, and its messages still in the outbox are held until resume. 409 naming status otherwise.'],
-    ['resume', 'Resume a paused campaign', 'Held messages are spaced again by the throttle from now, and the audience is written on from where it stopped. 409 naming status unless it is paused.'],
+    ['resume', 'Resume a paused campaign', 'Held messages are spaced again by the throttle from now (recipient-local ones go back to their local times; those whose time passed are cancelled), and the audience is written on from where it stopped. 409 naming status unless it is paused.'],
     ['stop', 'Stop a campaign for good', 'It becomes cancelled; its messages still in the outbox are cancelled. Enrollments already made stay in their journey. 409 naming status if it has completed or was cancelled.'],
   ];
   for (const [action, summary, description] of lifecycle) {

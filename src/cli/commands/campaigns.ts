@@ -134,7 +134,7 @@ function recordCounter() {
 const AFTER: Record<CampaignLifecycleAction, (c: CampaignItem, tenantId: string) => string> = {
   start: (c) => `Started campaign ${JSON.stringify(c.name)}: it is ${c.status}, next run ${at(c.next_run_at)}; a running worker sends it.`,
   pause: (c, t) => `Paused campaign ${JSON.stringify(c.name)}: no further recipients are written and its queued messages are held. Resume it with  rapport campaigns resume ${c.id} --tenant ${t}`,
-  resume: (c) => `Resumed campaign ${JSON.stringify(c.name)}: it is ${c.status}; held messages fall due again, spaced by its throttle from now.`,
+  resume: (c) => `Resumed campaign ${JSON.stringify(c.name)}: it is ${c.status}; held messages fall due again, spaced by its throttle from now (or at their recipients' local times).`,
   stop: (c) => `Stopped campaign ${JSON.stringify(c.name)}: it is ${c.status}; its messages still queued were cancelled.`,
 };
 

@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../../config.js';
 import { systemClock } from '../../engine/clock.js';
 import { deliveryFor } from '../../channels/delivery.js';
+import { llmFromEnv } from '../../engine/llm-client.js';
 import { Worker } from '../../engine/worker.js';
 import { openStore } from '../../server.js';
 import { secretBox } from '../../store/secret-key.js';
@@ -23,7 +24,8 @@ export function registerWorker(program: Command, ctx: CliContext): void {
       const logger = pino({ level: config.logLevel });
       const { db } = await openStore(config, logger);
       const delivery = deliveryFor(db, { secrets: secretBox({ secretKey: config.secretKey }), publicUrl: config.publicUrl ?? null });
-      const workers = Array.from({ length: n }, () => new Worker({ db, clock: systemClock, providers: delivery.router, logger, pollMs: config.pollMs, email: delivery.email }));
+      const llm = llmFromEnv(ctx.env);
+      const workers = Array.from({ length: n }, () => new Worker({ db, clock: systemClock, providers: delivery.router, logger, pollMs: config.pollMs, email: delivery.email, llm }));
       await Promise.all(workers.map((w) => w.start()));
       ctx.stdout.write(`rapport worker: ${n} worker${n === 1 ? '' : 's'} running (pid ${process.pid}); Ctrl-C stops\n`);
       await new Promise<void>((resolve) => {

@@ -234,6 +234,40 @@ describe('journey engine', () => {
     ]);
   });
 
+  it("branches on the contact's event history: how often an event happened within a period, read by the scheduler in one statement per batch", async () => {
+    await publishJourney(db, tenant, {
+      entry: { event: 'checkout' },
+      nodes: [
+        { id: 'w', type: 'wait', duration: '1h', next: 'b' },
+        {
+          id: 'b',
+          type: 'branch',
+          branches: [{ name: 'regular', when: { event: 'purchase', within: '2d', min_count: 3 }, next: 'vip' }],
+          default: 'thanks',
+        },
+        { id: 'vip', type: 'send', channel: 'sms', content: { body: 'vip' } },
+        { id: 'thanks', type: 'send', channel: 'sms', content: { body: 'thanks' } },
+      ],
+    });
+    const [regular, lapsed, once] = [await contact(), await contact(), await contact()];
+    // lapsed bought three times, but four days ago: outside the period.
+    for (let i = 0; i < 3; i++) await event(lapsed, 'purchase');
+    clock.advance(4 * DAY);
+    for (let i = 0; i < 3; i++) await event(regular, 'purchase');
+    await event(once, 'purchase');
+    // Other contacts' purchases in the same batch must not count for these.
+    const crowd = await Promise.all(Array.from({ length: 5 }, () => contact()));
+    for (const c of crowd) for (let i = 0; i < 3; i++) await event(c, 'purchase');
+    for (const c of [regular, lapsed, once]) await event(c, 'checkout');
+    await worker.drain();
+    clock.advance(HOUR);
+    await worker.drain();
+    const bodies = async (c: string) => (await messages(c)).map((m: { node: string }) => m.node);
+    expect(await bodies(regular)).toEqual(['vip']);
+    expect(await bodies(lapsed)).toEqual(['thanks']);
+    expect(await bodies(once)).toEqual(['thanks']);
+  });
+
   it('ends an enrollment as converted on a goal event and cancels what it had queued', async () => {
     await publishJourney(db, tenant, {
       entry: { event: 'cart_abandoned' },

@@ -2,7 +2,7 @@ import type { ConsentEntry } from '../core/consent.js';
 import { matchesEvent, evaluate, type ConditionFacts } from '../core/journey/conditions.js';
 import type { Wake, WaitState } from '../core/journey/engine.js';
 import type { Queryable } from '../store/db.js';
-import { endEnrollments, enrollContacts, notifyWork } from '../store/enrollments.js';
+import { endEnrollments, enrollContacts, lockEnrollments, notifyWork } from '../store/enrollments.js';
 import { getVersions, versionKey, type LiveVersion } from '../store/journey-versions.js';
 import { newId } from '../store/ids.js';
 import { loadContactFacts } from '../store/step-batch.js';
@@ -131,6 +131,9 @@ export async function onEventsRecorded(tx: Queryable, tenantId: string, events: 
     }
   }
 
+  // Ending and waking are three statements; concurrent transactions recording events of the same
+  // contacts in other orders would lock the enrollments they share in other orders and deadlock.
+  await lockEnrollments(tx, [...converted, ...exited, ...wakes.keys()]);
   const ended = new Set([
     ...(await endEnrollments(tx, tenantId, [...converted], 'converted', 'goal reached', now)),
     ...(await endEnrollments(tx, tenantId, [...exited], 'exited', 'exit event', now)),
@@ -151,7 +154,10 @@ export async function onEventsRecorded(tx: Queryable, tenantId: string, events: 
     result.woken = rowCount;
     if (rowCount) await notifyWork(tx);
   }
-  for (const { journey, version, contacts: list } of byJourney.values()) {
+  // Journeys in id order, as enrollContacts takes contacts in id order: the journey_entries rows
+  // it locks are then locked in one order by every transaction, whichever event came first.
+  const entering = [...byJourney.values()].sort((a, b) => (a.journey.id < b.journey.id ? -1 : a.journey.id > b.journey.id ? 1 : 0));
+  for (const { journey, version, contacts: list } of entering) {
     // Who is in the journey was read above, with this transaction's ends taken out.
     const inJourney = new Set(open.filter((o) => o.journey_id === journey.id && !ended.has(o.id)).map((o) => o.contact_id));
     const r = await enrollContacts(

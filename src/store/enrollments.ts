@@ -122,6 +122,19 @@ export async function enrollContacts(
 export type EndStatus = 'completed' | 'converted' | 'exited' | 'cancelled' | 'failed';
 
 /**
+ * Locks these enrollments FOR UPDATE in id order, for a transaction about to change several of
+ * them in more than one statement. An `update … from unnest(…)` locks rows in whatever order its
+ * plan visits them, so two transactions changing overlapping sets that way can each hold a row
+ * the other waits for; taking them all here first, sorted, makes the later statements find them
+ * already held, and the second transaction waits for the first instead of deadlocking.
+ */
+export async function lockEnrollments(tx: Queryable, ids: string[]): Promise<void> {
+  if (!ids.length) return;
+  // The row lock is taken above the sort: rows are locked in the order they come out of it.
+  await tx.query('select e.id from unnest($1::uuid[]) as x(id) join enrollments e on e.id = x.id order by e.id for update of e', [ids]);
+}
+
+/**
  * Ends open enrollments and cancels the messages they still have queued, in two statements, then
  * queues the result webhooks their journeys ask for. Returns the ids it ended (an enrollment that
  * had already ended is left as it was).

@@ -54,11 +54,11 @@ beforeEach(async () => {
   providers = sandboxRegistry();
   worker = new Worker({ db: api.db, clock: api.clock, providers, llm: model });
   llm.requests.length = 0;
-  // Ben's model invents a discount; Cy's endpoint is down; everyone else gets a good answer.
+  // Ben's model invents a discount; Cy's request is refused; everyone else gets a good answer.
   llm.respondWith((req) => {
     const c = contextOf(req);
     if (c.customer.first_name === 'Ben') return `Hi Ben! Take 30% off this week. ${c.call_to_action}`;
-    if (c.customer.first_name === 'Cy') return { status: 500 };
+    if (c.customer.first_name === 'Cy') return { status: 400 };
     return goodAnswer(c);
   });
   await knowledge('Automation tip', 'Set up automated order status updates. It saves hours.', ['tips']);
@@ -161,10 +161,10 @@ describe('refining with the model', () => {
     expect(synth.get(ana)).toMatchObject({ source: 'llm', fallback_reason: null });
     expect(synth.get(ana)!.elements).toContain('first_name');
     expect(synth.get(ana)!.personalization_score).toBeGreaterThan(0);
-    // The invented discount and the failing endpoint: the composer's text goes, with the reason.
+    // The invented discount and the refused request: the composer's text goes, with the reason.
     expect(sentBody(after.get(ben)!.id)).toEqual([composed]);
     expect(synth.get(ben)).toMatchObject({ source: 'composer', fallback_reason: expect.stringMatching(/unknown_number: the number 30/) });
-    expect(synth.get(cy)).toMatchObject({ source: 'composer', fallback_reason: expect.stringMatching(/^http_500: /) });
+    expect(synth.get(cy)).toMatchObject({ source: 'composer', fallback_reason: expect.stringMatching(/^http_400: /) });
     expect(sentBody(after.get(cy)!.id)).toHaveLength(1);
     expect([...after.values()].every((m) => m.status === 'sent' && !m.held)).toBe(true);
   });
@@ -273,6 +273,35 @@ describe('refining with the model', () => {
     await worker.drain();
     expect(llm.requests).toHaveLength(1);
     expect(sentBody(m.get(dee)!.id)[0]).toMatch(/^Hi Dee! Automation tip/);
+  });
+
+  it("asks a rate-limited or failing model again later, and keeps the composer's text after the third failure", async () => {
+    const [ana, dee] = [await contact('Ana'), await contact('Dee')];
+    let limited = 1;
+    let down = 3;
+    llm.respondWith((req) => {
+      const c = contextOf(req);
+      if (c.customer.first_name === 'Ana' && limited-- > 0) return { status: 429 };
+      if (c.customer.first_name === 'Dee' && down-- > 0) return { status: 503 };
+      return goodAnswer(c);
+    });
+    const id = await pulse();
+    await worker.drain();
+    expect(llm.requests).toHaveLength(2);
+    const m = await byContact(id);
+    expect([m.get(ana)!.held, m.get(dee)!.held]).toEqual([true, true]);
+
+    api.clock.advance(30_000);
+    await worker.drain();
+    expect(sentBody(m.get(ana)!.id)[0]).toMatch(/^Hi Ana! Automation tip/);
+    expect(sentBody(m.get(dee)!.id)).toHaveLength(0);
+
+    api.clock.advance(120_000);
+    await worker.drain();
+    expect(llm.requests).toHaveLength(5);
+    expect(sentBody(m.get(dee)!.id)).toEqual([m.get(dee)!.text]);
+    expect((await synthesized(id)).get(dee)).toMatchObject({ source: 'composer', fallback_reason: expect.stringMatching(/^http_503: /) });
+    expect((await synthesized(id)).get(ana)).toMatchObject({ source: 'llm' });
   });
 
   it('asks the model once per message when several workers refine at the same time', async () => {

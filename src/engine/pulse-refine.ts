@@ -15,7 +15,8 @@ import { draftMessage, otherContactsIn, type Synthesized } from './synthesize.js
  * rows (SKIP LOCKED; a lease that runs out, because its process died, lets another worker take
  * the row), asks the model for each outside any transaction, and keeps its answer only when
  * checkAnswer finds nothing wrong (draftMessage; the composer's text stays otherwise, with the
- * reason). Then, in one short transaction per message:
+ * reason). A model that is rate-limited or down is asked again twice, later, before that. Then,
+ * in one short transaction per message:
  *
  * - the text and what it was built from are written to the message and synthesized_messages;
  * - the message falls due when it was meant to go (its throttle slot or local time), or now if
@@ -32,6 +33,13 @@ import { draftMessage, otherContactsIn, type Synthesized } from './synthesize.js
 export const REFINE_LEASE_MS = 5 * 60_000;
 /** A row taken this many times without finishing keeps the composer's text. */
 export const MAX_REFINE_ATTEMPTS = 3;
+/**
+ * A model that is rate-limited, overloaded or unreachable is asked again after these delays
+ * (after the first and the second attempt) before the composer's text is kept: on a large pulse
+ * a burst of 429s would otherwise turn thousands of messages into the composer's at once.
+ */
+export const REFINE_RETRY_MS = [30_000, 120_000];
+const TRANSIENT = /^(timeout|unreachable|http_429|http_5\d\d):/;
 export const DEFAULT_LLM_CONCURRENCY = 4;
 
 export interface RefineSweep {
@@ -42,6 +50,8 @@ export interface RefineSweep {
   fell_back: number;
   /** The message had left the queue. */
   dropped: number;
+  /** The model was rate-limited or unavailable: asked again later. */
+  deferred: number;
 }
 
 interface Job {
@@ -65,7 +75,7 @@ export async function runRefinements(db: Db, now: () => Date, llm: LlmClient, op
       returning r.message_id, r.tenant_id, r.input, r.due_at, r.latest_at, r.review, r.attempts`,
     [at, REFINE_LEASE_MS, concurrency * 2],
   );
-  const sweep: RefineSweep = { claimed: jobs.length, refined: 0, fell_back: 0, dropped: 0 };
+  const sweep: RefineSweep = { claimed: jobs.length, refined: 0, fell_back: 0, dropped: 0, deferred: 0 };
   let next = 0;
   const lane = async () => {
     while (next < jobs.length) {
@@ -77,7 +87,7 @@ export async function runRefinements(db: Db, now: () => Date, llm: LlmClient, op
   return sweep;
 }
 
-async function refineOne(db: Db, now: () => Date, llm: LlmClient, job: Job): Promise<'refined' | 'fell_back' | 'dropped'> {
+async function refineOne(db: Db, now: () => Date, llm: LlmClient, job: Job): Promise<'refined' | 'fell_back' | 'dropped' | 'deferred'> {
   const { rows } = await db.query<ContactRow & { status: string }>(
     `select ${CONTACT_COLUMNS.split(', ')
       .map((c) => `c.${c}`)
@@ -95,6 +105,11 @@ async function refineOne(db: Db, now: () => Date, llm: LlmClient, job: Job): Pro
   // A row that keeps being taken and never finished (its worker dies on it) is not tried forever.
   const message: Synthesized | null =
     job.attempts > MAX_REFINE_ATTEMPTS ? null : await draftMessage(input, llm, (text) => otherContactsIn(db, job.tenant_id, contact, text));
+  if (message?.fallback_reason && TRANSIENT.test(message.fallback_reason) && job.attempts < MAX_REFINE_ATTEMPTS) {
+    const retryAt = new Date(now().getTime() + REFINE_RETRY_MS[job.attempts - 1]!);
+    await db.query('update pulse_refinements set lease_until = $2 where message_id = $1', [job.message_id, retryAt]);
+    return 'deferred';
+  }
   return db.transaction((tx) => settle(tx, job, message, now()));
 }
 

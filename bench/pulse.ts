@@ -16,16 +16,26 @@
  * a flat line shows the audience is streamed rather than held.
  *
  *   npx tsx bench/pulse.ts [--quick] [--contacts 100000] [--items 200] [--db postgres|pglite]
+ *                          [--llm-latency <ms> [--llm-concurrency 32]]
+ *
+ * With --llm-latency the worker refines every message with a chat model (docs/campaigns.md,
+ * "With a model"): an OpenAI-compatible fake in this process answers each request after that
+ * many milliseconds with a message built from the prompt's context, so the figures show what
+ * the refinement costs around the model (leases, checks, the writes, the release) and how near
+ * the rate comes to its ceiling, concurrency ÷ latency. Results then go to …-pulse-llm.json.
  *
  * PostgreSQL is DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test); the bench creates
  * a database rapport_bench_<random>_pulse there and drops it. PGlite is in memory. Results go to
  * bench/results/<date>-<host>-pulse.json (-quick.json with --quick); the last line of stdout is
  * the summary as JSON.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { pulseTargeting, type PulseSpec } from '../src/core/pulse.js';
 import { systemClock } from '../src/engine/clock.js';
 import { SandboxProvider, sandboxRegistry } from '../src/engine/providers.js';
+import { httpLlm } from '../src/engine/llm-client.js';
 import { Worker } from '../src/engine/worker.js';
 import { changeCampaignStatus, createCampaign } from '../src/store/campaigns.js';
 import type { Db } from '../src/store/db.js';
@@ -41,8 +51,14 @@ const { values: args } = parseArgs({
     contacts: { type: 'string' },
     items: { type: 'string', default: '200' },
     db: { type: 'string', default: 'postgres' },
+    'llm-latency': { type: 'string' },
+    'llm-concurrency': { type: 'string', default: '32' },
   },
 });
+const LLM_LATENCY = args['llm-latency'] === undefined ? null : Number(args['llm-latency']);
+const LLM_CONCURRENCY = Number(args['llm-concurrency']);
+if (LLM_LATENCY !== null && (!Number.isInteger(LLM_LATENCY) || LLM_LATENCY < 0)) throw new Error('--llm-latency must be a whole number of milliseconds');
+if (!Number.isInteger(LLM_CONCURRENCY) || LLM_CONCURRENCY < 1) throw new Error('--llm-concurrency must be a positive integer');
 const N = Number(args.contacts ?? (args.quick ? 10_000 : 100_000));
 const ITEMS = Number(args.items);
 const BACKEND = args.db;
@@ -115,6 +131,41 @@ const SPEC: PulseSpec = {
   tone_test: { variants: [{ name: 'personal', tone: 'highly personal' }, { name: 'professional', tone: 'professional and friendly' }], split: [50, 50] },
 };
 
+/**
+ * An OpenAI-compatible chat endpoint on loopback that answers after `latencyMs` with what a
+ * well-behaved model writes: the first name, the first item's title and the call to action.
+ */
+async function fakeModel(latencyMs: number): Promise<{ url: string; requests: number; close(): Promise<void> }> {
+  const state = { requests: 0 };
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      state.requests++;
+      const body = JSON.parse(Buffer.concat(chunks).toString()) as { messages: { content: string }[] };
+      const ctx = JSON.parse(body.messages[1]!.content.replace(/^Context \(JSON\):\n/, '')) as {
+        customer: { first_name: string | null };
+        knowledge: { title: string }[];
+        call_to_action: string;
+      };
+      const content = `Hi ${ctx.customer.first_name ?? 'there'}! ${ctx.knowledge[0]?.title ?? 'A note'}: worth a look this week. ${ctx.call_to_action}`;
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ id: 'bench', object: 'chat.completion', model: 'bench-chat', choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }] }));
+      }, latencyMs);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    get requests() {
+      return state.requests;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
 interface Sample {
   ms: number;
   rssMiB: number;
@@ -161,7 +212,9 @@ try {
       if (sent % every === 0) sample();
     },
   });
-  const worker = new Worker({ db, clock: systemClock, providers: sandboxRegistry(sandbox), pollMs: 200 });
+  const model = LLM_LATENCY === null ? null : await fakeModel(LLM_LATENCY);
+  const llm = model ? httpLlm({ baseUrl: model.url, model: 'bench-chat', concurrency: LLM_CONCURRENCY, timeoutMs: LLM_LATENCY! + 10_000 }) : null;
+  const worker = new Worker({ db, clock: systemClock, providers: sandboxRegistry(sandbox), pollMs: 200, llm });
   await worker.start();
   const campaign = await createCampaign(db, TENANT, { name: 'weekly pulse', type: 'pulse', action: { pulse: SPEC }, schedule: { at: new Date().toISOString() } }, 'bench', new Date());
 
@@ -183,9 +236,11 @@ try {
   const cpu = ownCpu(cpuBefore);
   const backends = dbs ? backendDelta(backendsBefore, await backendCpu(dbs.admin, dbName)) : undefined;
   await worker.stop();
+  await model?.close();
 
-  const { rows: outcome } = await db.query<{ queued: string; skipped: string; synthesized: string; items: string; score: string }>(
+  const { rows: outcome } = await db.query<{ queued: string; llm: string; skipped: string; synthesized: string; items: string; score: string }>(
     `select (select count(*) from campaign_recipients where campaign_id = $1 and outcome = 'queued') as queued,
+            (select count(*) from synthesized_messages where campaign_id = $1 and source = 'llm') as llm,
             (select count(*) from campaign_recipients where campaign_id = $1 and outcome = 'skipped') as skipped,
             (select count(*) from synthesized_messages where campaign_id = $1) as synthesized,
             (select avg(jsonb_array_length(items)) from synthesized_messages where campaign_id = $1) as items,
@@ -220,6 +275,16 @@ try {
     cpu_ms_per_recipient: round((1000 * (cpu + (backends ?? 0))) / Math.max(1, sent), 3),
     mean_items: round(Number(o.items ?? 0), 2),
     mean_personalization_score: round(Number(o.score ?? 0), 3),
+    llm:
+      LLM_LATENCY === null
+        ? null
+        : {
+            latency_ms: LLM_LATENCY,
+            concurrency: LLM_CONCURRENCY,
+            requests: model!.requests,
+            written_by_model: Number(o.llm),
+            ceiling_per_second: round((1000 * LLM_CONCURRENCY) / Math.max(1, LLM_LATENCY)),
+          },
     rss_mib: { start: round(rss[0] ?? NaN, 1), p50: round(at(0.5)?.rssMiB ?? NaN, 1), max: round(Math.max(...rss), 1), end: round(rss[rss.length - 1] ?? NaN, 1) },
     heap_mib_max: round(Math.max(...during.map((s) => s.heapMiB)), 1),
     machine: machine(),
@@ -232,7 +297,11 @@ try {
     return [`${Math.round(share * 100)}% sent`, s ? round(s.ms / 1000, 1) : '–', s ? round(s.rssMiB, 1) : '–', s ? round(s.heapMiB, 1) : '–'];
   });
   const tables = [
-    `Relational Pulse, ${N.toLocaleString('en-US')} contacts on ${BACKEND === 'postgres' ? 'PostgreSQL' : 'PGlite'}, deterministic composer, sandbox provider`,
+    `Relational Pulse, ${N.toLocaleString('en-US')} contacts on ${BACKEND === 'postgres' ? 'PostgreSQL' : 'PGlite'}, ${
+      LLM_LATENCY === null
+        ? 'deterministic composer'
+        : `a chat model answering in ${LLM_LATENCY} ms, ${LLM_CONCURRENCY} calls at once (ceiling ${summary.llm!.ceiling_per_second}/s; ${summary.llm!.written_by_model} written by the model)`
+    }, sandbox provider`,
     '',
     markdownTable(
       ['targeted', 'sent (text / template)', 'start → last provider call', 'recipients/s', 'CPU s (process / postgres)', 'items per message', 'personalization'],
@@ -251,7 +320,7 @@ try {
     '',
     markdownTable(['memory of this process', 'at s', 'RSS MiB', 'heap MiB'], [...timeline, ['max during the run', '', summary.rss_mib.max, summary.heap_mib_max]]),
   ].join('\n');
-  finish('pulse', args.quick, summary, tables);
+  finish(LLM_LATENCY === null ? 'pulse' : 'pulse-llm', args.quick, summary, tables);
 } finally {
   await db.close();
   await dbs?.close();

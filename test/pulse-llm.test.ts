@@ -8,6 +8,7 @@ import { Worker } from '../src/engine/worker.js';
 import { createContact } from '../src/store/contacts.js';
 import { FakeLlm } from './fakes/llm.js';
 import { testApi, type TestApi, type TestTenant } from './helpers/api.js';
+import { TEST_DATABASE_URL } from './helpers/db.js';
 import { allowAnyTime } from './helpers/journeys.js';
 
 /**
@@ -317,4 +318,64 @@ describe('refining with the model', () => {
     expect(new Set(llm.requests.map((r) => contextOf(r).customer.first_name)).size).toBe(12);
     expect(await pending()).toBe(0);
   });
+
+  it('takes the review setting as it is when the model answers, not as it was when the batch was written', async () => {
+    const ana = await contact('Ana');
+    const id = await pulse();
+    await runCampaigns(api.db, api.clock.now(), { refine: true });
+    expect((await api.call(t, 'PATCH', '/v1/tenant', { settings: { synthesis_review: true } })).status).toBe(200);
+    await worker.drain();
+    const tasks = (await api.call(t, 'GET', '/v1/reviews?status=pending')).body.data as { contact_id: string; draft: string }[];
+    expect(tasks.map((x) => [x.contact_id, x.draft.slice(0, 20)])).toEqual([[ana, 'Hi Ana! Automation t']]);
+    expect((await byContact(id)).get(ana)).toMatchObject({ status: 'queued', due_at: null, held: false });
+  });
+
+  it("releases, as composed, messages a worker without a model finds waiting for one for half an hour", async () => {
+    const ana = await contact('Ana');
+    const id = await pulse();
+    await runCampaigns(api.db, api.clock.now(), { refine: true });
+    const composed = (await byContact(id)).get(ana)!.text;
+    const plain = new Worker({ db: api.db, clock: api.clock, providers });
+    await plain.drain();
+    expect((await byContact(id)).get(ana)).toMatchObject({ held: true, due_at: null });
+    api.clock.advance(31 * MINUTE);
+    await plain.drain();
+    expect(sentBody((await byContact(id)).get(ana)!.id)).toEqual([composed]);
+    expect((await synthesized(id)).get(ana)).toMatchObject({ source: 'composer', fallback_reason: expect.stringMatching(/^no model configured/) });
+    expect(llm.requests).toHaveLength(0);
+    expect(await pending()).toBe(0);
+  });
+});
+
+/** Pause and resume take the campaign row first; a sweep settling meanwhile must see what they committed. */
+describe.skipIf(!TEST_DATABASE_URL)('a sweep settling while the campaign changes status (PostgreSQL)', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  for (const [action, from, to] of [
+    ['pause', 'running', 'paused'],
+    ['resume', 'paused', 'running'],
+  ] as const) {
+    it(`waits for a ${action} in progress and honours it`, async () => {
+      const ana = await contact('Ana');
+      const id = await pulse();
+      await runCampaigns(api.db, api.clock.now(), { refine: true });
+      if (from === 'paused') expect((await api.call(t, 'POST', `/v1/campaigns/${id}/pause`)).status).toBe(200);
+      const message = (await byContact(id)).get(ana)!.id;
+      let sweep: ReturnType<typeof runRefinements> | undefined;
+      await api.db.transaction(async (tx) => {
+        // What changeCampaignStatus does, with the sweep started between its first lock and its commit.
+        await tx.query('select id from campaigns where id = $1 for update', [id]);
+        await tx.query(`update messages set due_at = null where id = $1`, [message]);
+        sweep = runRefinements(api.db, () => api.clock.now(), model);
+        await sleep(400);
+        await tx.query(`update campaigns set status = $2 where id = $1`, [id, to]);
+      });
+      expect((await sweep!).claimed).toBe(1);
+      const m = (await byContact(id)).get(ana)!;
+      expect(m.held).toBe(false);
+      expect(m.text).toMatch(/^Hi Ana! Automation tip/);
+      if (to === 'paused') expect(m.due_at).toBeNull();
+      else expect(m.due_at).toEqual(api.clock.now());
+    });
+  }
 });

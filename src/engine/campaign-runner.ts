@@ -46,6 +46,8 @@ export interface CampaignSweep {
   completed: number;
   /** More batches are waiting: the caller should sweep again soon. */
   more: boolean;
+  /** A campaign was due or running: pulse messages may be waiting for a model (engine/pulse-refine.ts). */
+  active: boolean;
 }
 
 export interface Claimed {
@@ -75,13 +77,14 @@ export interface Claimed {
  * messages are written held for it (engine/pulse-refine.ts).
  */
 export async function runCampaigns(db: Db, now: Date, opts: { batchSize?: number; maxBatches?: number; refine?: boolean } = {}): Promise<CampaignSweep> {
-  const sweep: CampaignSweep = { started: 0, batches: 0, recipients: 0, completed: 0, more: false };
+  const sweep: CampaignSweep = { started: 0, batches: 0, recipients: 0, completed: 0, more: false, active: false };
   // One round trip on two partial indexes in the common case, where no campaign is due or running.
   const { rows } = await db.query<{ work: boolean }>(
     `select exists (select 1 from campaigns where next_run_at <= $1 and status in ('scheduled', 'running')) or exists (select 1 from campaigns where status = 'running') as work`,
     [now],
   );
   if (!rows[0]!.work) return sweep;
+  sweep.active = true;
   sweep.started = await startDueOccurrences(db, now);
   const max = opts.maxBatches ?? MAX_BATCHES_PER_SWEEP;
   while (sweep.batches < max) {

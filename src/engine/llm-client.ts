@@ -15,6 +15,8 @@ export interface LlmClient {
   model: string;
   /** How many calls a worker makes at once (RAPPORT_LLM_CONCURRENCY); default 4. */
   concurrency?: number;
+  /** How long a call may wait for its answer; work is leased for longer than this. */
+  timeoutMs?: number;
   complete(messages: ChatMessage[], opts: { maxTokens: number; temperature?: number }): Promise<string>;
 }
 
@@ -48,6 +50,7 @@ export function httpLlm(opts: HttpLlmOptions): LlmClient {
   return {
     model: opts.model,
     concurrency: opts.concurrency,
+    timeoutMs,
     async complete(messages, { maxTokens, temperature = 0.4 }) {
       let text: string;
       let status: number;

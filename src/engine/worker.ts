@@ -3,7 +3,7 @@ import type { EmailPreparer } from '../channels/email-prepare.js';
 import type { Db } from '../store/db.js';
 import { WORK_CHANNEL } from '../store/enrollments.js';
 import type { Clock } from './clock.js';
-import { DEFAULT_DISPATCH_BATCH, runDispatchBatch } from './dispatcher.js';
+import { DEFAULT_DISPATCH_BATCH, runDispatchBatch, type ActionWebhooks } from './dispatcher.js';
 import type { ProviderRegistry } from './providers.js';
 import { KEEP_ALIVE_SWEEP_MS, runKeepAlive } from './keep-alive.js';
 import { runCampaigns } from './campaign-runner.js';
@@ -24,6 +24,8 @@ export interface WorkerOptions {
   dispatch?: boolean;
   /** Composes e-mail before it is sent (see channels/email-prepare.ts); without it e-mail goes as rendered. */
   email?: EmailPreparer;
+  /** How action webhooks leave (guard, signing secrets); without it, guarded with no private range allowed, unsigned. */
+  actionWebhooks?: ActionWebhooks;
   /** The chat model pulses are refined with (engine/pulse-refine.ts); without it the composer's text is sent. */
   llm?: LlmClient | null;
 }
@@ -96,8 +98,12 @@ export class Worker {
     }
     // Every loop: a campaign due now should not wait for a timer, and with none due or running this is one query.
     const campaigns = await runCampaigns(db, clock.now(), { refine: !!this.opts.llm });
-    // Without the loop of its own (drain, once): the model's work is part of the round.
-    const refined = this.opts.llm && !this.refineLoop ? await this.refineOnce(this.opts.llm) : 0;
+    // Without the loop of its own (drain, once): the model's work is part of the round. Without a
+    // model, pulse messages left waiting for one (it was removed, or other workers have it) are
+    // released as composed once they have waited long enough.
+    let refined = 0;
+    if (this.opts.llm && !this.refineLoop) refined = await this.refineOnce(this.opts.llm);
+    else if (!this.opts.llm && campaigns.active) await this.releaseUnrefined();
     const s = await runSchedulerBatch(db, clock.now(), size);
     this.stats.batches++;
     this.stats.enrollments += s.claimed;
@@ -105,7 +111,7 @@ export class Worker {
     this.stats.messagesQueued += s.messages;
     let dispatched = 0;
     if (this.opts.dispatch !== false) {
-      const d = await runDispatchBatch(db, () => clock.now(), providers, this.opts.dispatchBatchSize ?? DEFAULT_DISPATCH_BATCH, { email: this.opts.email });
+      const d = await runDispatchBatch(db, () => clock.now(), providers, this.opts.dispatchBatchSize ?? DEFAULT_DISPATCH_BATCH, { email: this.opts.email, actionWebhooks: this.opts.actionWebhooks });
       this.stats.sent += d.sent;
       this.stats.failed += d.failed;
       dispatched = d.claimed;
@@ -117,6 +123,12 @@ export class Worker {
     this.notified = true;
     this.wake?.();
     this.refineWake?.();
+  }
+
+  private async releaseUnrefined(): Promise<void> {
+    const r = await runRefinements(this.opts.db, () => this.opts.clock.now(), null);
+    if (r.fell_back) this.opts.logger?.warn({ released: r.fell_back }, 'pulse messages waited for a chat model and were sent as composed; configure RAPPORT_LLM_URL on every worker');
+    this.stats.refineFellBack += r.fell_back;
   }
 
   private async refineOnce(llm: LlmClient): Promise<number> {

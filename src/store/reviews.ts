@@ -198,12 +198,17 @@ async function settleHeldMessage(tx: Queryable, tenantId: string, task: ReviewTa
     );
     return;
   }
+  // The campaign row first, as pause and resume take it: a pause committing meanwhile is seen
+  // (a plain read in the update would judge by the statement's snapshot and release it).
+  const { rows: campaign } = await tx.query<{ status: string }>(
+    `select c.status from campaign_recipients r join campaigns c on c.id = r.campaign_id where r.message_id = $1 for key share of c`,
+    [id],
+  );
   const { rowCount } = await tx.query(
     `update messages m set content = jsonb_set(m.content - 'review', '{vars,synthesis,text}', to_jsonb($5::text)), updated_at = $4,
-            due_at = case when exists (select 1 from campaign_recipients r join campaigns c on c.id = r.campaign_id where r.message_id = m.id and c.status = 'paused')
-                          then null else greatest($4::timestamptz, (m.content->'review'->>'due_at')::timestamptz) end
+            due_at = case when $6::boolean then null else greatest($4::timestamptz, (m.content->'review'->>'due_at')::timestamptz) end
       where ${held}`,
-    [tenantId, id, task.id, now, task.final],
+    [tenantId, id, task.id, now, task.final, campaign[0]?.status === 'paused'],
   );
   if (rowCount) await notifyWork(tx);
 }

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { parsePrivateAllowList, type PrivateAllowList } from './engine/webhook-guard.js';
 import type { StoreTarget } from './store/open.js';
 
 export interface Config {
@@ -15,6 +16,8 @@ export interface Config {
   pollMs: number;
   /** Seals provider credentials at rest; embedded, a key file beside the data is used when unset. */
   secretKey?: string;
+  /** Private ranges journey webhooks may call (RAPPORT_WEBHOOK_ALLOW_PRIVATE); none by default. */
+  webhookAllowPrivate: PrivateAllowList;
 }
 
 export const DEFAULT_DATA_DIR = '.rapport/data';
@@ -37,7 +40,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workers: intSetting(env, 'RAPPORT_WORKERS', 1, 0, 64),
     pollMs: intSetting(env, 'RAPPORT_POLL_MS', 1000, 10, 60_000),
     secretKey: env.RAPPORT_SECRET_KEY?.trim() || undefined,
+    webhookAllowPrivate: allowPrivateSetting(env.RAPPORT_WEBHOOK_ALLOW_PRIVATE),
   };
+}
+
+function allowPrivateSetting(raw: string | undefined): PrivateAllowList {
+  try {
+    return parsePrivateAllowList(raw);
+  } catch (err) {
+    throw new Error(`RAPPORT_WEBHOOK_ALLOW_PRIVATE must be "all" or comma-separated CIDR ranges such as "10.0.0.0/8,fd00::/8": ${(err as Error).message}`, { cause: err });
+  }
 }
 
 function intSetting(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {

@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import { systemClock, type Clock } from './engine/clock.js';
 import { deliveryFor } from './channels/delivery.js';
 import type { ProviderRegistry } from './engine/providers.js';
+import { embeddingsFromEnv } from './engine/embeddings-http.js';
 import { llmFromEnv } from './engine/llm-client.js';
 import { Worker } from './engine/worker.js';
 import type { Db } from './store/db.js';
@@ -63,18 +64,30 @@ export async function startServer(config: Config, opts: { clock?: Clock; logger?
   try {
     const firstTenant = await ensureFirstTenant(db);
     const secrets = secretBox({ secretKey: config.secretKey, dataDir: config.store.kind === 'pglite' ? config.store.dataDir : undefined });
-    const delivery = deliveryFor(db, { secrets, publicUrl: config.publicUrl ?? null });
-    const app = await buildApp({ db, clock, logger, adminToken: localAdminToken ?? config.adminToken, publicUrl: config.publicUrl, secrets, adapters: delivery.adapters });
+    const delivery = deliveryFor(db, { secrets, publicUrl: config.publicUrl ?? null, webhookAllowPrivate: config.webhookAllowPrivate });
+    // The chat model and the embeddings endpoint are configured by environment (RAPPORT_LLM_*,
+    // RAPPORT_EMBEDDINGS_*), read here once; the routes take them as they take the database, and
+    // the workers refine pulses with the same model.
+    const llm = llmFromEnv(process.env);
+    const app = await buildApp({
+      db,
+      clock,
+      logger,
+      adminToken: localAdminToken ?? config.adminToken,
+      publicUrl: config.publicUrl,
+      secrets,
+      adapters: delivery.adapters,
+      llm,
+      embeddings: embeddingsFromEnv(process.env),
+    });
     await app.listen({ port: config.port, host: config.host });
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : config.port;
     const url = `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}`;
     lock?.update({ url });
     const providers = opts.providers ?? delivery.router;
-    // The same model the synthesis routes use (RAPPORT_LLM_*): pulses are refined with it.
-    const llm = llmFromEnv(process.env);
     for (let i = 0; i < config.workers; i++) {
-      const w = new Worker({ db, clock, providers, logger, pollMs: config.pollMs, email: delivery.email, llm });
+      const w = new Worker({ db, clock, providers, logger, pollMs: config.pollMs, email: delivery.email, actionWebhooks: delivery.actionWebhooks, llm });
       await w.start();
       workers.push(w);
     }

@@ -1,16 +1,22 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { newWebhookSecret, verifyWebhookSignature } from '../src/channels/adapters/webhook.js';
+import { deliveryFor } from '../src/channels/delivery.js';
 import type { JourneyDefinition } from '../src/core/journey/definition.js';
+import { SecretBox } from '../src/core/secrets.js';
 import { ManualClock } from '../src/engine/clock.js';
 import { SandboxProvider, sandboxRegistry } from '../src/engine/providers.js';
 import { REPLY_EVENT } from '../src/engine/triggers.js';
+import { guardedRequester, parsePrivateAllowList, type HostLookup } from '../src/engine/webhook-guard.js';
 import { Worker } from '../src/engine/worker.js';
 import { recordConsent } from '../src/store/consent.js';
 import { createContact } from '../src/store/contacts.js';
 import type { Db } from '../src/store/db.js';
 import { ingestEvents } from '../src/store/events.js';
+import { createAccount } from '../src/store/provider-accounts.js';
 import { createTenant } from '../src/store/tenants.js';
+import { FakeWebhookReceiver } from './fakes/webhook-receiver.js';
 import { freshDb } from './helpers/db.js';
 import { allowAnyTime, grantAll, publishJourney } from './helpers/journeys.js';
 
@@ -429,22 +435,41 @@ describe('journey engine', () => {
 
   describe('webhook action', () => {
     let server: Server;
+    let port: number;
     let url: string;
     const seen: any[] = [];
+    // The fake listens on every loopback address, so 127.0.0.1, ::1 and localhost reach it unless refused.
+    const loopback = { request: guardedRequester({ allowPrivate: parsePrivateAllowList('127.0.0.0/8,::1') }) };
     beforeAll(async () => {
       server = createServer((req, res) => {
         let body = '';
         req.on('data', (d) => (body += d));
         req.on('end', () => {
-          seen.push({ headers: req.headers, body: JSON.parse(body || 'null') });
+          seen.push({ url: req.url, headers: req.headers, body: JSON.parse(body || 'null') });
           res.setHeader('content-type', 'application/json');
           res.end(JSON.stringify({ price: 129, currency: 'EUR' }));
         });
       });
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/quote`;
+      await new Promise<void>((r) => server.listen({ port: 0, host: '::', ipv6Only: false }, r));
+      port = (server.address() as AddressInfo).port;
+      url = `http://127.0.0.1:${port}/quote`;
     });
     afterAll(() => new Promise<void>((r) => server.close(() => r())));
+    beforeEach(() => {
+      worker = new Worker({ db, clock, providers: sandboxRegistry(sandbox), actionWebhooks: loopback });
+    });
+
+    /** A quote from the URL the event names; without one the apology goes. */
+    const quoteJourney = (hookUrl = '{{ trigger.url }}'): JourneyDefinition => ({
+      entry: { event: 'quote_requested' },
+      reentry: { mode: 'always' },
+      nodes: [
+        { id: 'price', type: 'action', webhook: { url: hookUrl, body: { product: '{{ trigger.product }}' }, save_as: 'quote', timeout: '5s' }, next: 'priced' },
+        { id: 'priced', type: 'branch', branches: [{ when: { variable: 'quote.price', op: 'exists' }, next: 'tell' }], default: 'sorry' },
+        { id: 'tell', type: 'send', channel: 'sms', content: { body: 'Your price: {{ vars.quote.price }} {{ vars.quote.currency }}' } },
+        { id: 'sorry', type: 'send', channel: 'sms', content: { body: 'No quote for {{ trigger.product }} yet' } },
+      ],
+    });
 
     it('keeps the JSON answer in the enrollment for later templates', async () => {
       await publishJourney(db, tenant, {
@@ -459,9 +484,100 @@ describe('journey engine', () => {
       await worker.drain();
       expect(seen.at(-1).body).toEqual({ product: 'solar' });
       expect(seen.at(-1).headers['idempotency-key']).toMatch(/:price:/);
+      // No webhook account: unsigned, as before.
+      expect(seen.at(-1).headers['webhook-signature']).toBeUndefined();
       expect(sandbox.sent.some((s) => s.message.body === 'Your price: 129 EUR')).toBe(true);
       const e = await enrollment(c);
       expect(e.vars.quote).toEqual({ price: 129, currency: 'EUR' });
+    });
+
+    it('refuses internal destinations without the allow-list: the journey takes its failure path and nothing reaches them', async () => {
+      await publishJourney(db, tenant, quoteJourney());
+      // Only the name of the pretend internal service is stubbed; localhost goes to the system resolver.
+      const internal: HostLookup = (hostname) =>
+        hostname === 'pricing.internal.test' ? Promise.resolve([{ address: '10.0.0.5', family: 4 }]) : import('node:dns/promises').then((d) => d.lookup(hostname, { all: true }));
+      worker = new Worker({ db, clock, providers: sandboxRegistry(sandbox), actionWebhooks: { request: guardedRequester({ lookup: internal }) } });
+      const cases: [string, RegExp][] = [
+        [`http://127.0.0.1:${port}/quote`, /^blocked_destination: 127\.0\.0\.1 is a loopback address$/],
+        [`http://localhost:${port}/quote`, /^blocked_destination: localhost resolves to (127\.0\.0\.1|::1), a loopback address$/],
+        [`http://[::1]:${port}/quote`, /^blocked_destination: ::1 is a loopback address$/],
+        [`http://pricing.internal.test:${port}/quote`, /^blocked_destination: pricing\.internal\.test resolves to 10\.0\.0\.5, a private address$/],
+      ];
+      const before = seen.length;
+      for (const [hookUrl, refusal] of cases) {
+        const c = await contact();
+        await event(c, 'quote_requested', { product: 'solar', url: hookUrl });
+        await worker.drain();
+        const [call, ...sends] = await messages(c);
+        expect(call, hookUrl).toMatchObject({ kind: 'action_webhook', status: 'failed' });
+        expect(call.reason, hookUrl).toMatch(refusal);
+        const e = await enrollment(c);
+        expect(e.vars.quote, hookUrl).toBeNull();
+        expect(sends.map((m: any) => [m.node, m.status]), hookUrl).toEqual([['sorry', 'sent']]);
+        const { rows: steps } = await db.query<any>(`select outcome, detail from enrollment_steps where enrollment_id = $1 and node = 'price' order by seq`, [e.id]);
+        expect(steps.at(-1).outcome, hookUrl).toBe('webhook_failed');
+        expect(steps.at(-1).detail.error, hookUrl).toMatch(refusal);
+      }
+      expect(seen.length).toBe(before);
+
+      // The same addresses do reach the fake once allowed: the refusals above were the guard's.
+      worker = new Worker({ db, clock, providers: sandboxRegistry(sandbox), actionWebhooks: loopback });
+      for (const [hookUrl] of cases.slice(0, 3)) {
+        const c = await contact();
+        await event(c, 'quote_requested', { product: 'solar', url: hookUrl });
+        await worker.drain();
+        expect((await enrollment(c)).vars.quote, hookUrl).toEqual({ price: 129, currency: 'EUR' });
+      }
+      expect(seen.length).toBe(before + 3);
+    });
+
+    it('does not follow a redirect', async () => {
+      const receiver = await new FakeWebhookReceiver({ secret: newWebhookSecret(), rejectUnsigned: false }).start();
+      try {
+        receiver.next({ status: 302, headers: { location: `http://127.0.0.1:${port}/quote` } });
+        await publishJourney(db, tenant, quoteJourney(receiver.url('/quote')));
+        const before = seen.length;
+        const c = await contact();
+        await event(c, 'quote_requested', { product: 'solar' });
+        await worker.drain();
+        const [call, ...sends] = await messages(c);
+        expect(call).toMatchObject({ kind: 'action_webhook', status: 'failed' });
+        expect(call.reason).toBe(`HTTP 302: redirects are not followed (to http://127.0.0.1:${port}/quote)`);
+        expect(sends.map((m: any) => m.node)).toEqual(['sorry']);
+        expect(receiver.received).toHaveLength(1);
+        expect(seen.length).toBe(before);
+      } finally {
+        await receiver.close();
+      }
+    });
+
+    it("signs the call with the tenant's webhook account, as the webhook channel signs", async () => {
+      const secret = newWebhookSecret();
+      const box = new SecretBox('engine-test-secret-key-0123456789abcdef');
+      const delivery = deliveryFor(db, { secrets: box, sandbox, webhookAllowPrivate: parsePrivateAllowList('127.0.0.1') });
+      await createAccount(db, { secrets: box, adapters: delivery.adapters }, tenant, { name: 'hooks', kind: 'webhook', credentials: { signing_secret: secret } }, 'test', clock.now());
+      worker = new Worker({ db, clock, providers: sandboxRegistry(sandbox), actionWebhooks: delivery.actionWebhooks });
+      // A careful receiver: it answers 401 to a request whose signature does not check out.
+      const receiver = await new FakeWebhookReceiver({ secret }).start();
+      try {
+        receiver.next({ status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ price: 99, currency: 'USD' }) });
+        await publishJourney(db, tenant, quoteJourney(receiver.url('/quote')));
+        const c = await contact();
+        await event(c, 'quote_requested', { product: 'heat pump' });
+        await worker.drain();
+        const [got] = receiver.received;
+        expect(got?.problem).toBeUndefined();
+        expect(got?.verified).toBe(true);
+        expect(verifyWebhookSignature(secret, got!.headers, got!.body)).toBe(true);
+        expect(verifyWebhookSignature(newWebhookSecret(), got!.headers, got!.body)).toBe(false);
+        const [call] = await messages(c);
+        expect(got!.headers['webhook-id']).toBe(call.idempotency_key);
+        expect(got!.headers['idempotency-key']).toBe(call.idempotency_key);
+        expect(JSON.parse(got!.body)).toEqual({ product: 'heat pump' });
+        expect((await enrollment(c)).vars.quote).toEqual({ price: 99, currency: 'USD' });
+      } finally {
+        await receiver.close();
+      }
     });
   });
 

@@ -378,6 +378,8 @@ describe('Meta WhatsApp', () => {
     await worker.drain();
     const sent = (await db.query<any>(`select id, provider_message_id from messages where contact_id = $1 and node = 'ask'`, [c.id])).rows[0];
     expect(sent.provider_message_id).toMatch(/^wamid\./);
+    // A send opens no thread: Sam has none until he writes.
+    expect(await count('conversations where contact_id = $1', [c.id])).toBe(0);
 
     clock.advance(60_000);
     const w = metaNotification(waAccount, metaInbound.buttonReply({ from: '447911123123', name: 'Sam P', context: sent.provider_message_id, timestamp: Math.floor(clock.now().getTime() / 1000) }, 'moving_now', 'Moving now'));
@@ -395,8 +397,11 @@ describe('Meta WhatsApp', () => {
     expect(calls[0]!.whatsapp_template!.parameters).toEqual(['Sam']);
     // The existing contact keeps its name; the WhatsApp window is open from the reply.
     expect((await db.query<any>('select name from contacts where id = $1', [c.id])).rows[0].name).toBe('Sam');
-    const convo = (await db.query<any>(`select last_inbound_at from conversations where contact_id = $1 and channel = 'whatsapp'`, [c.id])).rows[0];
+    const convo = (await db.query<any>(`select last_inbound_at, last_outbound_at from conversations where contact_id = $1 and channel = 'whatsapp'`, [c.id])).rows[0];
     expect(new Date(convo.last_inbound_at).getTime()).toBe(Math.floor(clock.now().getTime() / 1000) * 1000);
+    // The thanks went out on the thread the reply opened: it records when we last wrote.
+    const thanks = (await db.query<any>(`select sent_at from messages where contact_id = $1 and node = 'thanks'`, [c.id])).rows[0];
+    expect(new Date(convo.last_outbound_at).getTime()).toBe(new Date(thanks.sent_at).getTime());
   });
 
   it('a new WhatsApp sender becomes a contact with the profile name; a forged signature changes nothing', async () => {

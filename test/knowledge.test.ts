@@ -1,36 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp, type App } from '../src/api/app.js';
-import { ManualClock } from '../src/engine/clock.js';
 import { httpEmbeddings } from '../src/engine/embeddings-http.js';
-import { createApiKey } from '../src/store/apikeys.js';
 import type { Db } from '../src/store/db.js';
 import { createKnowledgeItem } from '../src/store/knowledge.js';
 import { migrate } from '../src/store/migrate.js';
 import { openPglite } from '../src/store/pglite.js';
-import { createTenant } from '../src/store/tenants.js';
 import { FakeEmbeddings } from './fakes/embeddings.js';
+import { testApi, type TestApi, type TestTenant } from './helpers/api.js';
 import { freshDb, TEST_DATABASE_URL } from './helpers/db.js';
 
-interface Tenant {
-  id: string;
-  key: string;
-}
-
-interface Api {
-  db: Db;
-  app: App;
-  clock: ManualClock;
-  tenant(name?: string): Promise<Tenant>;
-  call(t: Tenant, method: string, url: string, body?: unknown): Promise<{ status: number; body: any }>;
-  close(): Promise<void>;
-}
-
 /**
- * The API on a fresh database with or without pg_trgm. The migrations create no extension: the
- * embedded database opened by openPglite loads and creates pg_trgm itself, a server gets it from
- * its operator (here, the test), and the plain PGlite of freshDb() has none.
+ * The API on a fresh database with or without pg_trgm, embedding with the fake endpoint when
+ * given one. The migrations create no extension: the embedded database opened by openPglite
+ * loads and creates pg_trgm itself, a server gets it from its operator (here, the test), and the
+ * plain PGlite of freshDb() has none.
  */
-async function knowledgeApi(opts: { trigram: boolean; embeddingsUrl?: string }): Promise<Api> {
+async function knowledgeApi(opts: { trigram: boolean; embeddingsUrl?: string }): Promise<TestApi> {
   let db: Db;
   if (TEST_DATABASE_URL) {
     db = await freshDb();
@@ -41,43 +25,12 @@ async function knowledgeApi(opts: { trigram: boolean; embeddingsUrl?: string }):
   } else {
     db = await freshDb();
   }
-  const clock = new ManualClock('2026-03-02T10:00:00Z');
-  // The knowledge routes read the embeddings endpoint from the environment as the app is built.
-  const saved = process.env.RAPPORT_EMBEDDINGS_URL;
-  if (opts.embeddingsUrl) {
-    process.env.RAPPORT_EMBEDDINGS_URL = opts.embeddingsUrl;
-    process.env.RAPPORT_EMBEDDINGS_MODEL = 'fake-embed';
-    process.env.RAPPORT_EMBEDDINGS_API_KEY = 'sk-test-knowledge';
-  } else delete process.env.RAPPORT_EMBEDDINGS_URL;
-  let app: App;
-  try {
-    app = await buildApp({ db, clock, adminToken: 'test-admin-token-0123456789' });
-  } finally {
-    if (saved === undefined) delete process.env.RAPPORT_EMBEDDINGS_URL;
-    else process.env.RAPPORT_EMBEDDINGS_URL = saved;
-    delete process.env.RAPPORT_EMBEDDINGS_MODEL;
-    delete process.env.RAPPORT_EMBEDDINGS_API_KEY;
-  }
+  const embeddings = opts.embeddingsUrl ? httpEmbeddings({ baseUrl: opts.embeddingsUrl, model: 'fake-embed', apiKey: 'sk-test-knowledge' }) : null;
+  const api = await testApi({ db, embeddings });
   return {
-    db,
-    app,
-    clock,
-    async tenant(name = 'Acme') {
-      const t = await createTenant(db, { name });
-      const k = await createApiKey(db, t.id, 'test', 'test');
-      return { id: t.id, key: k.secret };
-    },
-    async call(t, method, url, body) {
-      const res = await app.inject({
-        method: method as 'GET',
-        url,
-        headers: { authorization: `Bearer ${t.key}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        payload: body === undefined ? undefined : JSON.stringify(body),
-      });
-      return { status: res.statusCode, body: JSON.parse(res.body) };
-    },
+    ...api,
     async close() {
-      await app.close();
+      await api.close();
       await db.close();
     },
   };
@@ -85,7 +38,7 @@ async function knowledgeApi(opts: { trigram: boolean; embeddingsUrl?: string }):
 
 const fieldsOf = (res: { body: any }) => res.body.error.fields.map((f: { field: string }) => f.field);
 
-async function add(api: Api, t: Tenant, item: Record<string, unknown>): Promise<any> {
+async function add(api: TestApi, t: TestTenant, item: Record<string, unknown>): Promise<any> {
   const res = await api.call(t, 'POST', '/v1/knowledge', { kind: 'tip', ...item });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return res.body;
@@ -104,8 +57,8 @@ function handbook(): string {
 }
 
 describe('knowledge base, with pg_trgm', () => {
-  let api: Api;
-  let t: Tenant;
+  let api: TestApi;
+  let t: TestTenant;
 
   beforeAll(async () => {
     api = await knowledgeApi({ trigram: true });
@@ -256,8 +209,8 @@ describe('knowledge base, with pg_trgm', () => {
 });
 
 describe('knowledge base, without pg_trgm', () => {
-  let api: Api;
-  let t: Tenant;
+  let api: TestApi;
+  let t: TestTenant;
 
   beforeAll(async () => {
     api = await knowledgeApi({ trigram: false });
@@ -276,8 +229,8 @@ describe('knowledge base, without pg_trgm', () => {
 });
 
 describe('knowledge base, with embeddings', () => {
-  let api: Api;
-  let t: Tenant;
+  let api: TestApi;
+  let t: TestTenant;
   let fake: FakeEmbeddings;
 
   beforeAll(async () => {

@@ -487,3 +487,47 @@ describe('tone test', () => {
     }
   });
 });
+
+describe("the tenant's own opt-out footer", () => {
+  it('must fit max_length: creating or changing a pulse, and lengthening the footer under a pulse that may still send, are refused naming the footer', async () => {
+    await knowledge('Weekly tip', 'Keep going. It works.', ['tips']);
+    const ana = await contact({ name: 'Ana' });
+    const long = 'Reply STOP and we stop these weekly tips from the Shop on WhatsApp.';
+    // CTA, a blank line, the footer: the built-in lines leave room in 90 characters, this one does not.
+    const needs = CTA.text.length + 2 + long.length;
+    expect(needs).toBeGreaterThan(90);
+    const body = (maxLength: number) => ({ name: `fits-${maxLength}-${Math.random()}`, type: 'pulse', action: { pulse: { cta: CTA, whatsapp_template: TEMPLATE, max_length: maxLength } } });
+    const footer = (en: string) => api.call(t, 'PATCH', '/v1/tenant', { settings: { opt_out_footer: { en } } });
+
+    const created = await api.call(t, 'POST', '/v1/campaigns', { ...body(90), schedule: { at: api.clock.now().toISOString() } });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const refused = await footer(long);
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.fields).toEqual([
+      expect.objectContaining({
+        field: 'settings.opt_out_footer.en',
+        message: expect.stringContaining(`pulse campaign ${JSON.stringify(created.body.name)} has no room for it: max_length 90 cannot hold this call to action and the longest opt-out footer (${long.length} characters, settings.opt_out_footer.en); it needs at least ${needs}`),
+      }),
+    ]);
+    expect((await api.call(t, 'GET', '/v1/tenant')).body.settings.opt_out_footer).toBeUndefined();
+
+    expect((await api.call(t, 'PATCH', `/v1/campaigns/${created.body.id}`, { action: body(needs).action })).status).toBe(200);
+    expect((await footer(long)).status).toBe(200);
+    // Now the footer is the tenant's, a pulse is checked against it when created or changed.
+    for (const res of [await api.call(t, 'POST', '/v1/campaigns', body(90)), await api.call(t, 'PATCH', `/v1/campaigns/${created.body.id}`, { action: body(needs - 1).action })]) {
+      expect(res.status).toBe(400);
+      expect(res.body.error.fields).toEqual([
+        expect.objectContaining({ field: 'action.pulse.max_length', message: expect.stringContaining(`(${long.length} characters, settings.opt_out_footer.en); it needs at least ${needs}`) }),
+      ]);
+    }
+
+    // The pulse that fits writes its message with the whole footer instead of skipping it as max_length.
+    expect((await api.call(t, 'POST', `/v1/campaigns/${created.body.id}/start`)).status).toBe(200);
+    await worker.drain();
+    expect((await recipients(created.body.id)).map((r) => [r.contact_id, r.outcome, r.reason])).toEqual([[ana, 'queued', null]]);
+    const [m] = (await synthesized(created.body.id)).map((s) => s.message_id);
+    const { rows } = await api.db.query<{ text: string }>(`select content->'vars'->'synthesis'->>'text' as text from messages where id = $1`, [m]);
+    expect(rows[0]!.text.endsWith(`\n\n${long}`)).toBe(true);
+    expect(rows[0]!.text.length).toBeLessThanOrEqual(needs);
+  });
+});

@@ -87,7 +87,11 @@ describe('a simulated reply wakes the journey waiting for it', () => {
     // Session text goes out only within 24 hours of the contact's last message: a first simulated
     // message opens the window, as a real one would.
     expect((await reply({ channel: 'whatsapp', contact_id: c, text: 'Hi, I parked at the back' })).status).toBe(201);
+    // The contact's export shows the thread, and when we last wrote on it.
+    const thread = async () => (await api.call(acme, 'GET', `/v1/contacts/${c}/export`)).body.conversations.find((x: { channel: string }) => x.channel === 'whatsapp');
+    expect((await thread()).last_outbound_at).toBeNull();
     const question = await ask(c, 'blocking');
+    expect((await thread()).last_outbound_at).toBe(api.clock.now().toISOString());
 
     api.clock.advance(5 * 60_000);
     const res = await reply({ channel: 'whatsapp', contact_id: c, payload: 'moving_now', text: 'Moving now', message_id: question });
@@ -112,6 +116,7 @@ describe('a simulated reply wakes the journey waiting for it', () => {
 
     await worker.drain();
     expect(bodiesTo('+447911123001')).toEqual(['Your car is blocking the exit. Can you move it?', 'Thank you!']);
+    expect((await thread()).last_outbound_at).toBe(api.clock.now().toISOString());
   });
 
   it('an SMS text reply without a message id answers the latest message and takes the default path', async () => {

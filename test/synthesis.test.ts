@@ -1,40 +1,14 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { buildApp, type App } from '../src/api/app.js';
 import { ManualClock } from '../src/engine/clock.js';
+import { httpLlm } from '../src/engine/llm-client.js';
 import { createApiKey } from '../src/store/apikeys.js';
 import type { Db } from '../src/store/db.js';
 import { createTenant } from '../src/store/tenants.js';
 import { FakeLlm } from './fakes/llm.js';
+import { testApi, type TestApi, type TestTenant } from './helpers/api.js';
 import { freshDb } from './helpers/db.js';
 
-interface Tenant {
-  id: string;
-  key: string;
-}
-
-const LLM_ENV = ['RAPPORT_LLM_URL', 'RAPPORT_LLM_MODEL', 'RAPPORT_LLM_API_KEY', 'RAPPORT_LLM_TIMEOUT_MS', 'RAPPORT_EMBEDDINGS_URL'] as const;
-
-/** The API on `db`; the synthesis routes read the chat endpoint from the environment as the app is built. */
-async function appWith(db: Db, clock: ManualClock, env: Partial<Record<(typeof LLM_ENV)[number], string>>): Promise<App> {
-  const saved = Object.fromEntries(LLM_ENV.map((k) => [k, process.env[k]]));
-  for (const k of LLM_ENV) {
-    if (env[k] === undefined) delete process.env[k];
-    else process.env[k] = env[k];
-  }
-  try {
-    return await buildApp({ db, clock, adminToken: 'test-admin-token-0123456789' });
-  } finally {
-    for (const k of LLM_ENV) {
-      if (saved[k] === undefined) delete process.env[k];
-      else process.env[k] = saved[k];
-    }
-  }
-}
-
-async function call(app: App, t: Tenant, method: string, url: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await app.inject({ method: method as 'POST', url, headers: { authorization: `Bearer ${t.key}`, 'content-type': 'application/json' }, payload: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.statusCode, body: JSON.parse(res.body) };
-}
+const call = (api: TestApi, t: TestTenant, method: string, url: string, body?: unknown) => api.call(t, method, url, body);
 
 const FOOTER = 'Reply STOP to opt out.';
 const CTA = { text: 'See the spring range:', url: 'https://shop.example/spring' };
@@ -44,10 +18,11 @@ describe('message synthesis', () => {
   let db: Db;
   let clock: ManualClock;
   let llm: FakeLlm;
-  let withModel: App;
-  let composerOnly: App;
-  let a: Tenant;
-  let b: Tenant;
+  // Two apps on one database: one writing with the fake model, one with the composer only.
+  let withModel: TestApi;
+  let composerOnly: TestApi;
+  let a: TestTenant;
+  let b: TestTenant;
   let ana: string;
   let mulch: string;
   let kit: string;
@@ -56,8 +31,8 @@ describe('message synthesis', () => {
     db = await freshDb();
     clock = new ManualClock('2026-03-02T10:00:00Z');
     llm = await FakeLlm.start();
-    withModel = await appWith(db, clock, { RAPPORT_LLM_URL: llm.baseUrl, RAPPORT_LLM_MODEL: 'fake-chat', RAPPORT_LLM_API_KEY: 'sk-test-synthesis', RAPPORT_LLM_TIMEOUT_MS: '300' });
-    composerOnly = await appWith(db, clock, {});
+    withModel = await testApi({ db, clock, llm: httpLlm({ baseUrl: llm.baseUrl, model: 'fake-chat', apiKey: 'sk-test-synthesis', timeoutMs: 300 }) });
+    composerOnly = await testApi({ db, clock });
     const tenant = async (name: string) => {
       const t = await createTenant(db, { name, brand_voice: { tone: 'warm, plain-spoken', signature: 'The Greenhouse team', guidelines: 'No exclamation marks in headlines.' } });
       return { id: t.id, key: (await createApiKey(db, t.id, 'test', 'test')).secret };
@@ -95,7 +70,7 @@ describe('message synthesis', () => {
     llm.requests.length = 0;
   });
 
-  const preview = (app: App, extra: object = {}) => call(app, a, 'POST', '/v1/synthesis/preview', { contact_id: ana, channel: 'sms', cta: CTA, ...extra });
+  const preview = (app: TestApi, extra: object = {}) => call(app, a, 'POST', '/v1/synthesis/preview', { contact_id: ana, channel: 'sms', cta: CTA, ...extra });
 
   it("uses a good answer, appends the footer, and records the items and elements; the prompt holds the rules and the contact's context", async () => {
     llm.reply(GOOD);

@@ -35,7 +35,8 @@ const running = new Set<ChildProcess>();
 function startWorker(url: string, env: Record<string, string> = {}): WorkerProcess {
   const child = spawn(process.execPath, ['bin/rapport.js', 'worker', '--concurrency', '1'], {
     cwd: ROOT,
-    env: { ...process.env, DATABASE_URL: url, LOG_LEVEL: 'warn', ...env },
+    // The scoring service of the crash test listens on loopback, which webhooks may not reach unless allowed.
+    env: { ...process.env, DATABASE_URL: url, LOG_LEVEL: 'warn', RAPPORT_WEBHOOK_ALLOW_PRIVATE: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);

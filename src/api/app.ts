@@ -6,8 +6,10 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDe
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino, type Logger } from 'pino';
 import type { ChannelAdapter, ProviderKind } from '../channels/types.js';
+import type { EmbeddingsClient } from '../core/embeddings.js';
 import type { SecretBox } from '../core/secrets.js';
 import type { Clock } from '../engine/clock.js';
+import type { LlmClient } from '../engine/llm-client.js';
 import type { Db } from '../store/db.js';
 import { authenticate } from './auth.js';
 import { errorHandler, sendError } from './errors.js';
@@ -49,10 +51,14 @@ export interface AppDeps {
   secrets?: SecretBox | null;
   /** The provider adapters this build has, by kind. */
   adapters?: ReadonlyMap<ProviderKind, ChannelAdapter>;
+  /** The chat model synthesis writes with; null or absent: the composer only. */
+  llm?: LlmClient | null;
+  /** Embeds knowledge chunks and queries; null or absent: search without vectors. */
+  embeddings?: EmbeddingsClient | null;
 }
 
 /** Everything a route module needs, passed down instead of reached for. */
-export type RouteDeps = Pick<AppDeps, 'db' | 'clock' | 'secrets' | 'adapters' | 'publicUrl'> & { adminToken?: string };
+export type RouteDeps = Pick<AppDeps, 'db' | 'clock' | 'secrets' | 'adapters' | 'publicUrl' | 'llm' | 'embeddings'> & { adminToken?: string };
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 /** Bulk routes carry up to 10,000 items. */
@@ -106,7 +112,16 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 
   await app.register(webhookRoutes, { db: deps.db, clock: deps.clock, secrets: deps.secrets, adapters: deps.adapters, publicUrl: deps.publicUrl });
 
-  const routeDeps: RouteDeps = { db: deps.db, clock: deps.clock, adminToken: deps.adminToken, secrets: deps.secrets, adapters: deps.adapters, publicUrl: deps.publicUrl };
+  const routeDeps: RouteDeps = {
+    db: deps.db,
+    clock: deps.clock,
+    adminToken: deps.adminToken,
+    secrets: deps.secrets,
+    adapters: deps.adapters,
+    publicUrl: deps.publicUrl,
+    llm: deps.llm ?? null,
+    embeddings: deps.embeddings ?? null,
+  };
   await app.register(emailLinkRoutes, routeDeps);
   await app.register(
     async (v1) => {

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import type { LookupFunction } from 'node:net';
 
 /**
  * The HTTP client provider calls go through. Measured on the dispatch path, WHATWG fetch with an
@@ -31,11 +32,13 @@ export class HttpTimeoutError extends Error {
 export interface KeepAliveOptions {
   /** Connections kept open per provider origin; a batch of 500 sends shares them. */
   maxSockets?: number;
+  /** Resolves host names for new connections (engine/webhook-guard.ts checks addresses in it). */
+  lookup?: LookupFunction;
 }
 
 /** A requester with keep-alive agents of its own; close() ends their idle connections. */
 export function keepAliveRequester(opts: KeepAliveOptions = {}): HttpRequester & { close(): void } {
-  const agentOpts = { keepAlive: true, maxSockets: opts.maxSockets ?? 64, scheduling: 'lifo' as const };
+  const agentOpts = { keepAlive: true, maxSockets: opts.maxSockets ?? 64, scheduling: 'lifo' as const, ...(opts.lookup ? { lookup: opts.lookup } : {}) };
   const httpAgent = new http.Agent(agentOpts);
   const httpsAgent = new https.Agent(agentOpts);
 
@@ -65,7 +68,8 @@ export function keepAliveRequester(opts: KeepAliveOptions = {}): HttpRequester &
       const req = (secure ? https : http).request(
         {
           protocol: u.protocol,
-          hostname: u.hostname,
+          // node:http wants an IPv6 literal without the URL's brackets.
+          hostname: u.hostname.replace(/^\[(.*)\]$/, '$1'),
           port: u.port || undefined,
           path: u.pathname + u.search,
           method: init.method ?? 'GET',

@@ -2,6 +2,7 @@ import { Type, type Static } from 'typebox';
 import type { FieldProblem } from './errors.js';
 import { literals, SendContent } from './journey/definition.js';
 import { PulseSpec, pulseProblems } from './pulse.js';
+import type { OptOutFooters } from './tenant.js';
 
 /**
  * A campaign sends one thing to one audience, once or on a recurring schedule
@@ -88,9 +89,10 @@ export const CampaignStatus = literals(CAMPAIGN_STATUSES);
 /**
  * What the body schemas cannot say: which alternatives go together. Problems name the field by
  * its path. A pulse may leave its audience empty ({}): every contact, narrowed by the pulse's own
- * targeting (core/pulse.ts).
+ * targeting (core/pulse.ts). A pulse's max_length is checked against `footers`, the tenant's
+ * own opt-out lines, and the built-in ones for the languages it left out.
  */
-export function campaignProblems(c: { type?: CampaignType; audience?: CampaignAudience; action?: CampaignActionSpec }): FieldProblem[] {
+export function campaignProblems(c: { type?: CampaignType; audience?: CampaignAudience; action?: CampaignActionSpec }, footers?: OptOutFooters | null): FieldProblem[] {
   const problems: FieldProblem[] = [];
   if (c.audience) {
     const given = (['segment_id', 'definition', 'contact_ids'] as const).filter((k) => c.audience![k] !== undefined);
@@ -102,7 +104,7 @@ export function campaignProblems(c: { type?: CampaignType; audience?: CampaignAu
     if (given.length !== 1) problems.push({ field: 'action', message: 'give exactly one of send, journey_id, pulse' });
     if (c.action.pulse) {
       if (c.type !== undefined && c.type !== 'pulse') problems.push({ field: 'action.pulse', message: `belongs to a campaign of type pulse, not ${c.type}` });
-      problems.push(...pulseProblems(c.action.pulse));
+      problems.push(...pulseProblems(c.action.pulse, 'action.pulse', footers));
     }
     const send = c.action.send;
     if (send) {

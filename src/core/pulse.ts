@@ -5,6 +5,7 @@ import { assignVariant } from './journey/split.js';
 import type { SegmentCondition } from './segment.js';
 import { charLength, minimumLength, optOutFooter, personalProfile, type CallToAction, type SynthesisContact } from './synthesis.js';
 import { templateProblems } from './template.js';
+import type { OptOutFooters } from './tenant.js';
 
 /**
  * The Relational Pulse, the pure part: a weekly, personalized WhatsApp message built from the
@@ -109,25 +110,68 @@ export type PulseSpec = Static<typeof PulseSpec>;
 
 const at = (base: string, key: string | number) => (typeof key === 'number' ? `${base}[${key}]` : `${base}.${key}`);
 
-/** The footers a pulse may end with, longest first: max_length must leave room for any of them. */
+/** The languages of the built-in footers. */
 const LANGUAGES = ['en', 'es', 'fr', 'de', 'pt'];
-const LONGEST_FOOTER = LANGUAGES.map((l) => optOutFooter('whatsapp', true, l)!).sort((a, b) => charLength(b) - charLength(a))[0]!;
 
-/** What the schema cannot say about a pulse; each problem names its field under `base`. */
-export function pulseProblems(spec: PulseSpec, base = 'action.pulse'): FieldProblem[] {
+/** A footer a pulse may end with: the tenant's own line for `language`, or the built-in one. */
+export interface PulseFooter {
+  footer: string;
+  language: string;
+  own: boolean;
+}
+
+/**
+ * The longest footer a pulse of the tenant may end with, given its own table
+ * (settings.opt_out_footer): max_length must leave room for it. Languages the tenant left out
+ * get the built-in line, and any other language one of these (optOutFooter).
+ */
+export function longestPulseFooter(own?: OptOutFooters | null): PulseFooter {
+  const all: PulseFooter[] = [
+    ...Object.entries(own ?? {}).map(([language, footer]) => ({ footer, language, own: true })),
+    ...LANGUAGES.filter((l) => own?.[l] === undefined).map((language) => ({ footer: optOutFooter('whatsapp', true, language)!, language, own: false })),
+  ];
+  return all.reduce((a, b) => (charLength(b.footer) > charLength(a.footer) ? b : a));
+}
+
+/** How a footer is named in a message: "48 characters, settings.opt_out_footer.en". */
+function describeFooter(f: PulseFooter): string {
+  return `${charLength(f.footer)} characters, ${f.own ? `settings.opt_out_footer.${f.language}` : `the built-in ${f.language} line`}`;
+}
+
+/**
+ * Where max_length cannot hold a call to action (the pulse's own, a tone test arm's) and the
+ * longest footer: each pulse written would be skipped as max_length. Fields are named under `base`.
+ */
+export function pulseLengthProblems(spec: PulseSpec, footers?: OptOutFooters | null, base = 'action.pulse'): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  const longest = longestPulseFooter(footers);
+  const maxLength = spec.max_length ?? DEFAULT_PULSE_LENGTH;
+  const ctas: [string, CallToAction][] = [[at(base, 'cta'), spec.cta]];
+  spec.tone_test?.variants.forEach((v, i) => v.cta && ctas.push([at(at(at(base, 'tone_test'), 'variants'), i) + '.cta', v.cta]));
+  for (const [field, cta] of ctas) {
+    const min = minimumLength({ cta, footer: longest.footer });
+    if (maxLength < min) {
+      problems.push({
+        field: spec.max_length === undefined ? field : at(base, 'max_length'),
+        message: `max_length ${maxLength} cannot hold this call to action and the longest opt-out footer (${describeFooter(longest)}); it needs at least ${min}`,
+      });
+    }
+  }
+  return problems;
+}
+
+/**
+ * What the schema cannot say about a pulse; each problem names its field under `base`. The
+ * length is checked against the tenant's footers when given, else against the built-in ones.
+ */
+export function pulseProblems(spec: PulseSpec, base = 'action.pulse', footers?: OptOutFooters | null): FieldProblem[] {
   const problems: FieldProblem[] = [];
   const push = (field: string, message: string) => problems.push({ field, message });
   spec.whatsapp_template.parameters?.forEach((p, i) => {
     const problem = templateProblems(p);
     if (problem) push(at(at(at(base, 'whatsapp_template'), 'parameters'), i), problem);
   });
-  const maxLength = spec.max_length ?? DEFAULT_PULSE_LENGTH;
-  const ctas: [string, CallToAction][] = [[at(base, 'cta'), spec.cta]];
-  spec.tone_test?.variants.forEach((v, i) => v.cta && ctas.push([at(at(at(base, 'tone_test'), 'variants'), i) + '.cta', v.cta]));
-  for (const [field, cta] of ctas) {
-    const min = minimumLength({ cta, footer: LONGEST_FOOTER });
-    if (maxLength < min) push(spec.max_length === undefined ? field : at(base, 'max_length'), `max_length ${maxLength} cannot hold this call to action and the opt-out footer; it needs at least ${min}`);
-  }
+  problems.push(...pulseLengthProblems(spec, footers, base));
   const test = spec.tone_test;
   if (test) {
     const names = test.variants.map((v) => v.name);

@@ -1,4 +1,6 @@
+import { signWebhook } from '../channels/adapters/webhook.js';
 import type { EmailPreparer } from '../channels/email-prepare.js';
+import type { HttpRequester } from '../channels/http-client.js';
 import { DEFAULT_TEMPLATE_INTERVAL_MINUTES, planWhatsapp, URGENT_PRIORITY, type WhatsappCandidate, type WhatsappPlan } from './whatsapp-plan.js';
 import type { ActionNode, SendContent, SendNode } from '../core/journey/definition.js';
 import { templateScope, TRANSACTIONAL_TOPIC, type ContactFacts, type Wake } from '../core/journey/engine.js';
@@ -14,6 +16,7 @@ import { getVersions, versionKey, type LiveVersion } from '../store/journey-vers
 import { isSuppressedIn, loadContactFacts, loadSuppressed, tenantPolicies } from '../store/step-batch.js';
 import type { Delivery, OutgoingMessage, ProviderRegistry, SendResult } from './providers.js';
 import { deliverResultWebhook } from './result-webhook.js';
+import { guardedRequester } from './webhook-guard.js';
 
 /**
  * Takes due messages off the outbox and hands them to providers:
@@ -94,7 +97,18 @@ interface Prepared {
 export interface DispatchOptions {
   /** Builds the e-mail that leaves (MJML, text part, footer, tracking); without it e-mail goes as rendered. */
   email?: EmailPreparer;
+  /** How action nodes' webhooks leave; without it, guarded with no private range allowed, and unsigned. */
+  actionWebhooks?: ActionWebhooks;
 }
+
+export interface ActionWebhooks {
+  /** Makes the call: a guardedRequester (engine/webhook-guard.ts), or the simulator's stand-in. */
+  request: HttpRequester;
+  /** The tenant's Standard Webhooks signing secrets, current first; none sends the call unsigned. */
+  secrets?(tenantId: string): Promise<string[]>;
+}
+
+const GUARDED_UNSIGNED: ActionWebhooks = { request: guardedRequester() };
 
 export interface DispatchResult {
   claimed: number;
@@ -129,7 +143,9 @@ export async function runDispatchBatch(db: Db, now: () => Date, providers: Provi
 
   const templates = await loadTemplates(db, ready);
   const whatsapp = await planWhatsapp(db, whatsappCandidates(ready, templates), start);
-  const outcomes = await Promise.all(ready.map((p) => deliver(p, templates, providers, options, whatsapp.get(p.msg.id), { db, now: start })));
+  // One lookup of signing secrets per tenant and batch, shared by its action webhooks.
+  const batch = { db, now: start, webhookSecrets: new Map<string, Promise<string[]>>() };
+  const outcomes = await Promise.all(ready.map((p) => deliver(p, templates, providers, options, whatsapp.get(p.msg.id), batch)));
 
   await db.transaction(async (tx) => {
     const at = now();
@@ -177,13 +193,24 @@ export async function runDispatchBatch(db: Db, now: () => Date, providers: Provi
       );
     }
     if (sent.length) {
+      // The contact's thread on the channel, where one exists (a send opens none), records when we
+      // last wrote. Threads are locked first, one index probe each, in (tenant, contact, channel)
+      // order as inbound.ts's upsert takes them: recording transactions and inbound webhooks
+      // touching the same threads queue instead of deadlocking, which here would abort the record
+      // of messages the providers already took. Only sends and replies go to the contact.
       await tx.query(
         `with u as (
            update messages m set status = 'sent', reason = null, provider = x.provider, provider_message_id = x.provider_message_id, rendered = x.rendered,
                   cost = x.cost, currency = x.currency, account_id = x.account_id, sent_at = $2, updated_at = $2, due_at = null
              from jsonb_to_recordset($1::jsonb) as x(id uuid, provider text, provider_message_id text, rendered jsonb, cost numeric, currency text, account_id uuid)
-            where m.id = x.id and m.status = 'sending' returning m.id)
-         insert into message_status (message_id, status, at) select id, 'sent', $2 from u`,
+            where m.id = x.id and m.status = 'sending' returning m.id, m.tenant_id, m.contact_id, m.channel, m.kind),
+         s as (insert into message_status (message_id, status, at) select id, 'sent', $2 from u),
+         threads as (
+           select c.id
+             from (select distinct tenant_id, contact_id, channel from u where kind in ('send', 'reply') order by tenant_id, contact_id, channel) t
+            cross join lateral (select c.id from conversations c where c.tenant_id = t.tenant_id and c.contact_id = t.contact_id and c.channel = t.channel for update) c)
+         update conversations c set last_outbound_at = greatest(c.last_outbound_at, $2), updated_at = $2
+          where c.id = any(array(select id from threads))`,
         [JSON.stringify(sent), at],
       );
       const real = sent.filter((x) => x.provider !== 'sandbox') as { id: string; provider: string; provider_message_id: string }[];
@@ -390,10 +417,18 @@ async function deliver(
   providers: ProviderRegistry,
   options: DispatchOptions,
   whatsapp: WhatsappPlan | undefined,
-  batch: { db: Queryable; now: Date },
+  batch: { db: Queryable; now: Date; webhookSecrets: Map<string, Promise<string[]>> },
 ): Promise<Delivered & { result: { ok: boolean } }> {
   const scope = templateScope(p.contact, p.msg.content.vars ?? {}, p.version?.name ?? null);
-  if (p.msg.kind === 'action_webhook') return callWebhook(p, scope);
+  if (p.msg.kind === 'action_webhook') {
+    const hooks = options.actionWebhooks ?? GUARDED_UNSIGNED;
+    const secrets = () => {
+      let found = batch.webhookSecrets.get(p.msg.tenant_id);
+      if (!found) batch.webhookSecrets.set(p.msg.tenant_id, (found = hooks.secrets?.(p.msg.tenant_id) ?? Promise.resolve([])));
+      return found;
+    };
+    return callWebhook(p, scope, hooks.request, secrets);
+  }
   if (p.msg.kind === 'result_webhook') return deliverResultWebhook(batch.db, p.msg, providers, batch.now);
   if (whatsapp && 'block' in whatsapp) return { rendered: null, result: { ok: false, permanent: true, error: whatsapp.block }, blocked: whatsapp.block };
   if (whatsapp && 'hold_until' in whatsapp) return { rendered: null, result: { ok: false, permanent: false, error: whatsapp.reason }, hold: { until: whatsapp.hold_until, reason: whatsapp.reason } };
@@ -460,8 +495,19 @@ async function deliver(
   return { rendered, result: delivery.result.ok ? { ...delivery.result, provider: delivery.provider } : delivery.result, account_id: delivery.account_id };
 }
 
-/** An action node's webhook: its JSON answer goes back to the enrollment, which waits for it. */
-async function callWebhook(p: Prepared, scope: Record<string, unknown>): Promise<Delivered & { result: { ok: boolean } }> {
+/**
+ * An action node's webhook: its JSON answer goes back to the enrollment, which waits for it.
+ * Every failure is permanent and wakes the enrollment with the error, so the journey goes on
+ * without the answer instead of waiting out retries. The call goes through `request`, which
+ * refuses internal destinations; it is signed as the webhook channel's requests are (Standard
+ * Webhooks, `webhook-id` the idempotency key) when the tenant has a webhook account.
+ */
+async function callWebhook(
+  p: Prepared,
+  scope: Record<string, unknown>,
+  request: HttpRequester,
+  secrets: () => Promise<string[]>,
+): Promise<Delivered & { result: { ok: boolean } }> {
   const node = p.msg.node ? p.version?.compiled.nodes.get(p.msg.node) : undefined;
   const hook = node?.type === 'action' ? (node as ActionNode).webhook : undefined;
   if (!hook) return { rendered: null, result: { ok: false, permanent: true, error: 'webhook node is gone' }, wake: { kind: 'webhook', status: 0, body: null, error: 'webhook node is gone' } };
@@ -469,26 +515,42 @@ async function callWebhook(p: Prepared, scope: Record<string, unknown>): Promise
   const method = hook.method ?? 'POST';
   const body = hook.body === undefined ? undefined : JSON.stringify(renderDeep(hook.body, scope));
   const rendered = { url, method, ...(body ? { body } : {}) };
+  const sent = method !== 'GET' && body ? body : undefined;
+  const failed = (status: number, parsed: unknown, error: string) => ({ rendered, result: { ok: false, permanent: true, error } as const, wake: { kind: 'webhook', status, body: parsed, error } as const });
   try {
-    const res = await fetch(url, {
-      method,
-      headers: { 'content-type': 'application/json', 'idempotency-key': p.msg.idempotency_key, ...(hook.headers ?? {}) },
-      ...(method !== 'GET' && body ? { body } : {}),
-      signal: AbortSignal.timeout(durationMs(hook.timeout ?? '30s')),
+    const signing = await secrets().catch((err: unknown) => {
+      throw new Error(`signing: ${(err as Error).message}`, { cause: err });
     });
-    const text = await res.text();
-    let parsed: unknown = text;
+    const signature: Record<string, string> = {};
+    if (signing.length) {
+      const id = p.msg.idempotency_key;
+      // The receiver checks the timestamp against its own clock: wall time, not the batch's.
+      const timestamp = Math.floor(Date.now() / 1000);
+      signature['webhook-id'] = id;
+      signature['webhook-timestamp'] = String(timestamp);
+      signature['webhook-signature'] = signing.map((secret) => signWebhook(secret, id, timestamp, sent ?? '')).join(' ');
+    }
+    // A node's own header of the same name would travel beside the signature and spoil it.
+    const own = Object.entries(hook.headers ?? {}).filter(([name]) => !(name.toLowerCase() in signature));
+    const res = await request(
+      url,
+      { method, headers: { 'content-type': 'application/json', 'idempotency-key': p.msg.idempotency_key, ...Object.fromEntries(own), ...signature }, ...(sent ? { body: sent } : {}) },
+      durationMs(hook.timeout ?? '30s'),
+    );
+    let parsed: unknown = res.text;
     try {
-      parsed = text ? JSON.parse(text) : null;
+      parsed = res.text ? JSON.parse(res.text) : null;
     } catch {
       // A non-JSON answer is kept as text.
     }
-    if (!res.ok) {
-      return { rendered, result: { ok: false, permanent: true, error: `HTTP ${res.status}` }, wake: { kind: 'webhook', status: res.status, body: parsed, error: `HTTP ${res.status}` } };
+    if (res.status >= 300 && res.status < 400) {
+      // Following it would send the call, signed, to an address nobody checked.
+      const where = res.headers.get('location');
+      return failed(res.status, parsed, `HTTP ${res.status}: redirects are not followed${where ? ` (to ${where.slice(0, 200)})` : ''}`);
     }
+    if (res.status < 200 || res.status >= 300) return failed(res.status, parsed, `HTTP ${res.status}`);
     return { rendered, result: { ok: true, provider: 'webhook', provider_message_id: `http_${res.status}` }, wake: { kind: 'webhook', status: res.status, body: parsed } };
   } catch (err) {
-    const error = (err as Error).name === 'TimeoutError' ? 'timed out' : (err as Error).message;
-    return { rendered, result: { ok: false, permanent: true, error }, wake: { kind: 'webhook', status: 0, body: null, error } };
+    return failed(0, null, (err as Error).name === 'TimeoutError' ? 'timed out' : (err as Error).message);
   }
 }

@@ -387,6 +387,9 @@ async function joinConversations(tx: Queryable, tenantId: string, joins: { conta
     const had = latest.get(key);
     if (!had || had.at < j.at) latest.set(key, { id: newId(), ...j });
   }
+  // Rows are taken in (contact, channel) order, as the dispatcher locks threads when it records
+  // sends: the two queue on a shared thread instead of deadlocking.
+  const ordered = [...latest.values()].sort((a, b) => (a.contact_id < b.contact_id ? -1 : a.contact_id > b.contact_id ? 1 : a.channel < b.channel ? -1 : a.channel > b.channel ? 1 : 0));
   const { rows } = await tx.query<{ id: string; contact_id: string; channel: string }>(
     `insert into conversations as c (id, tenant_id, contact_id, channel, status, last_inbound_at, created_at, updated_at)
      select x.id, $1, x.contact_id, x.channel, 'open', x.at, $3, $3
@@ -395,7 +398,7 @@ async function joinConversations(tx: Queryable, tenantId: string, joins: { conta
        set status = 'open', updated_at = $3,
            last_inbound_at = greatest(c.last_inbound_at, excluded.last_inbound_at)
      returning id, contact_id, channel`,
-    [tenantId, JSON.stringify([...latest.values()]), now],
+    [tenantId, JSON.stringify(ordered), now],
   );
   return new Map(rows.map((r) => [`${r.contact_id}:${r.channel}`, r.id]));
 }

@@ -185,7 +185,9 @@ export async function writePulseBatch(tx: Queryable, o: Claimed, members: Contac
       // The composer: no network call inside the batch's transaction.
       message = await draftMessage(input, null);
     } catch (err) {
-      // A tenant footer longer than the one max_length was checked against at creation.
+      // A tenant footer longer than max_length has room for: creating or changing the campaign and
+      // lengthening the footer are refused then, so only a campaign saved before those checks, or
+      // one created while the footer was being changed, gets here.
       if (err instanceof InputError) {
         skip(c, j, 'max_length');
         continue;

@@ -11,6 +11,7 @@ import { migrate } from '../store/migrate.js';
 import { openPglite, pgliteDb } from '../store/pglite.js';
 import { createTenant, type TenantPatch } from '../store/tenants.js';
 import { ManualClock } from './clock.js';
+import type { ActionWebhooks } from './dispatcher.js';
 import { SandboxProvider, sandboxRegistry, type SandboxSend } from './providers.js';
 import { REPLY_EVENT } from './triggers.js';
 import { Worker } from './worker.js';
@@ -145,6 +146,8 @@ const DAY = 24 * HOUR;
 
 /** A webhook the simulator must not call: every action webhook answers 200 with `{}` instead. */
 const STUB_WEBHOOK = 'data:application/json,%7B%7D';
+/** Answers every action webhook without leaving the process (the guarded client refuses data: URLs). */
+const STUB_ANSWER: ActionWebhooks = { request: () => Promise.resolve({ status: 200, headers: { get: () => null }, text: '{}' }) };
 
 // ---------------------------------------------------------------------------------------------
 // Checks
@@ -264,7 +267,7 @@ export async function simulate(def: JourneyDefinition, opts: SimulationOptions):
     const sent: SandboxSend[] = [];
     const sandbox = new SandboxProvider({ keep: 0, onSend: (s) => sent.push(s) });
     const clock = new ManualClock(start);
-    const worker = new Worker({ db, clock, providers: sandboxRegistry(sandbox) });
+    const worker = new Worker({ db, clock, providers: sandboxRegistry(sandbox), actionWebhooks: STUB_ANSWER });
     const visits = new Map<string, number>();
 
     const react = (s: SandboxSend, now: number) => {

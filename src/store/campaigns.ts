@@ -24,6 +24,7 @@ import {
   type Occurrence,
 } from '../core/campaign-schedule.js';
 import { ConflictError, InputError, NotFoundError } from '../core/errors.js';
+import type { OptOutFooters } from '../core/tenant.js';
 import { resolveZone } from '../core/zone.js';
 import { decodeCursor, encodeCursor } from './contact-search.js';
 import { writeAudit } from './audit.js';
@@ -78,6 +79,11 @@ function nameTaken(err: unknown, name: string | undefined): never {
   throw err;
 }
 
+async function tenantFooters(db: Queryable, tenantId: string): Promise<OptOutFooters | null> {
+  const { rows } = await db.query<{ footers: OptOutFooters | null }>(`select settings->'opt_out_footer' as footers from tenants where id = $1`, [tenantId]);
+  return rows[0]?.footers ?? null;
+}
+
 /** Checks the alternatives and that what the campaign names is the tenant's (400 naming the field). */
 async function checkReferences(
   db: Queryable,
@@ -85,7 +91,9 @@ async function checkReferences(
   c: { type?: CampaignType; audience?: CampaignAudience; action?: CampaignActionSpec; schedule?: CampaignSchedule },
   now: Date,
 ): Promise<void> {
-  const problems = [...campaignProblems(c), ...(c.schedule ? scheduleProblems(c.schedule, now) : [])];
+  // A pulse must leave room for the tenant's own opt-out footers, not only the built-in ones.
+  const footers = c.action?.pulse ? await tenantFooters(db, tenantId) : undefined;
+  const problems = [...campaignProblems(c, footers), ...(c.schedule ? scheduleProblems(c.schedule, now) : [])];
   if (problems.length) throw new InputError(problems);
   if (c.audience?.segment_id) {
     const { rows } = await db.query('select 1 from segments where tenant_id = $1 and id = $2', [tenantId, c.audience.segment_id]);

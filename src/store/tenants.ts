@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { InputError, NotFoundError } from '../core/errors.js';
 import { defaultKeywordTable, type KeywordTable } from '../core/keywords.js';
+import { longestPulseFooter, pulseLengthProblems, type PulseSpec } from '../core/pulse.js';
+import { charLength } from '../core/synthesis.js';
 import {
   DEFAULT_QUIET_HOURS,
   DEFAULT_SEND_WINDOW,
   optOutFooterProblems,
   type BrandVoice,
   type FrequencyCap,
+  type OptOutFooters,
   type QuietHours,
   type SendWindow,
   type Tenant,
@@ -35,6 +38,31 @@ async function checkSettings(settings: TenantSettings | undefined, keywords: () 
   if (!settings?.opt_out_footer) return;
   const problems = optOutFooterProblems(settings.opt_out_footer, await keywords());
   if (problems.length) throw new InputError(problems);
+}
+
+/**
+ * Refuses opt-out footers that leave a pulse campaign that may still send (any but completed or
+ * cancelled: a draft is not checked again when started) no room for its call to action, 400
+ * naming the footer: each message it wrote would be skipped as max_length. Only a change that
+ * makes the longest footer longer is checked, so saving other settings never fails over a
+ * campaign that did not fit before. Not atomic with campaign writes: a pulse created during the
+ * change is still caught at batch time (the skip).
+ */
+async function checkPulseRoom(db: Queryable, tenantId: string, footers: OptOutFooters | undefined): Promise<void> {
+  const { rows: current } = await db.query<{ footers: OptOutFooters | null }>(`select settings->'opt_out_footer' as footers from tenants where id = $1`, [tenantId]);
+  const longest = longestPulseFooter(footers);
+  if (!current[0] || charLength(longest.footer) <= charLength(longestPulseFooter(current[0].footers).footer)) return;
+  const { rows } = await db.query<{ name: string; pulse: PulseSpec }>(
+    `select name, action->'pulse' as pulse from campaigns
+      where tenant_id = $1 and action->'pulse' is not null and status not in ('completed', 'cancelled') order by created_at, id`,
+    [tenantId],
+  );
+  const tight = rows.flatMap((c) => pulseLengthProblems(c.pulse, footers).slice(0, 1).map((p) => `pulse campaign ${JSON.stringify(c.name)} has no room for it: ${p.message}`));
+  if (!tight.length) return;
+  throw InputError.field(
+    longest.own ? `settings.opt_out_footer.${longest.language}` : 'settings.opt_out_footer',
+    `${tight.join('; ')}. Raise the campaign's max_length (or stop it) first, or keep the footer shorter`,
+  );
 }
 
 export async function createTenant(db: Queryable, input: TenantPatch & { name: string }, actor = 'system'): Promise<Tenant> {
@@ -72,6 +100,7 @@ export async function listTenants(db: Queryable): Promise<Tenant[]> {
 
 export async function updateTenant(db: Queryable, id: string, patch: TenantPatch, actor: string): Promise<Tenant> {
   await checkSettings(patch.settings, () => loadKeywordTable(db, id));
+  if (patch.settings) await checkPulseRoom(db, id, patch.settings.opt_out_footer);
   const { rows } = await db.query<Tenant>(
     `update tenants set
        name = coalesce($2, name), time_zone = coalesce($3, time_zone),

@@ -1,4 +1,4 @@
-import { buildApp, type App } from '../../src/api/app.js';
+import { buildApp, type App, type AppDeps } from '../../src/api/app.js';
 import { ManualClock } from '../../src/engine/clock.js';
 import { createApiKey } from '../../src/store/apikeys.js';
 import type { Db } from '../../src/store/db.js';
@@ -22,12 +22,18 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-/** The real API on a fresh database, driven in-process through Fastify's inject. */
-export async function testApi(): Promise<TestApi> {
-  const db = await freshDb();
-  const clock = new ManualClock('2026-03-02T10:00:00Z');
+export interface TestApiOptions extends Pick<AppDeps, 'llm' | 'embeddings'> {
+  /** The database to serve (the caller closes it); a fresh one, closed with the app, by default. */
+  db?: Db;
+  clock?: ManualClock;
+}
+
+/** The real API, on a fresh database unless given one, driven in-process through Fastify's inject. */
+export async function testApi(opts: TestApiOptions = {}): Promise<TestApi> {
+  const db = opts.db ?? (await freshDb());
+  const clock = opts.clock ?? new ManualClock('2026-03-02T10:00:00Z');
   const adminToken = 'test-admin-token-0123456789';
-  const app = await buildApp({ db, clock, adminToken });
+  const app = await buildApp({ db, clock, adminToken, llm: opts.llm, embeddings: opts.embeddings });
   return {
     app,
     db,
@@ -55,7 +61,7 @@ export async function testApi(): Promise<TestApi> {
     },
     async close() {
       await app.close();
-      await db.close();
+      if (!opts.db) await db.close();
     },
   };
 }

@@ -1,6 +1,4 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { EmbeddingsClient } from '../../core/embeddings.js';
-import { embeddingsFromEnv } from '../../engine/embeddings-http.js';
 import { searchKnowledge } from '../../store/knowledge-search.js';
 import { createKnowledgeItem, deleteKnowledgeItem, getKnowledgeItem, listKnowledgeItems, patchKnowledgeItem } from '../../store/knowledge.js';
 import type { RouteDeps } from '../app.js';
@@ -16,21 +14,11 @@ import {
   KnowledgeSearchResult,
 } from '../schemas/knowledge.js';
 
-export interface KnowledgeRouteDeps extends RouteDeps {
-  /**
-   * Embeds chunks and queries. Undefined reads RAPPORT_EMBEDDINGS_* from the environment once,
-   * when the routes are registered; null turns vectors off.
-   */
-  embeddings?: EmbeddingsClient | null;
-}
-
 /** `?topics=a,b&topics=c` → ['a', 'b', 'c'] */
 const values = (list: string[] | undefined) => list?.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
 
 /** The tenant's knowledge base: tips, updates, reminders, insights, FAQs and documents, searchable. */
-export const knowledgeRoutes: FastifyPluginAsyncTypebox<KnowledgeRouteDeps> = async (app, deps) => {
-  const { db, clock } = deps;
-  const embeddings = deps.embeddings === undefined ? embeddingsFromEnv(process.env) : deps.embeddings;
+export const knowledgeRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { db, clock, embeddings = null }) => {
   const tags = ['knowledge'];
 
   app.post(

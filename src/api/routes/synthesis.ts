@@ -1,26 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { EmbeddingsClient } from '../../core/embeddings.js';
-import { embeddingsFromEnv } from '../../engine/embeddings-http.js';
-import { llmFromEnv, type LlmClient } from '../../engine/llm-client.js';
 import { synthesizeFor, synthesizeForSend } from '../../engine/synthesize.js';
 import { getTenant } from '../../store/tenants.js';
 import type { RouteDeps } from '../app.js';
 import { errors } from '../schemas/common.js';
 import { SynthesisDraftBody, SynthesisDraftPending, SynthesisPreview, SynthesisPreviewBody } from '../schemas/synthesis.js';
 
-export interface SynthesisRouteDeps extends RouteDeps {
-  /** Undefined reads RAPPORT_LLM_* from the environment once, at registration; null means the composer only. */
-  llm?: LlmClient | null;
-  /** Undefined reads RAPPORT_EMBEDDINGS_* as the knowledge routes do; null turns vectors off. */
-  embeddings?: EmbeddingsClient | null;
-}
-
 /** Personalized messages from a contact's profile and the tenant's knowledge base; docs/synthesis.md. */
-export const synthesisRoutes: FastifyPluginAsyncTypebox<SynthesisRouteDeps> = async (app, deps) => {
-  const { db, clock } = deps;
-  const llm = deps.llm === undefined ? llmFromEnv(process.env) : deps.llm;
-  const embeddings = deps.embeddings === undefined ? embeddingsFromEnv(process.env) : deps.embeddings;
-
+export const synthesisRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { db, clock, llm = null, embeddings = null }) => {
   app.post(
     '/synthesis/preview',
     {

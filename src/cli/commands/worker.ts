@@ -23,9 +23,9 @@ export function registerWorker(program: Command, ctx: CliContext): void {
       if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`--concurrency must be a whole number from 1 to 64, got ${JSON.stringify(opts.concurrency)}`);
       const logger = pino({ level: config.logLevel });
       const { db } = await openStore(config, logger);
-      const delivery = deliveryFor(db, { secrets: secretBox({ secretKey: config.secretKey }), publicUrl: config.publicUrl ?? null });
+      const delivery = deliveryFor(db, { secrets: secretBox({ secretKey: config.secretKey }), publicUrl: config.publicUrl ?? null, webhookAllowPrivate: config.webhookAllowPrivate });
       const llm = llmFromEnv(ctx.env);
-      const workers = Array.from({ length: n }, () => new Worker({ db, clock: systemClock, providers: delivery.router, logger, pollMs: config.pollMs, email: delivery.email, llm }));
+      const workers = Array.from({ length: n }, () => new Worker({ db, clock: systemClock, providers: delivery.router, logger, pollMs: config.pollMs, email: delivery.email, actionWebhooks: delivery.actionWebhooks, llm }));
       await Promise.all(workers.map((w) => w.start()));
       ctx.stdout.write(`rapport worker: ${n} worker${n === 1 ? '' : 's'} running (pid ${process.pid}); Ctrl-C stops\n`);
       await new Promise<void>((resolve) => {

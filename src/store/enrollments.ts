@@ -141,6 +141,10 @@ export async function lockEnrollments(tx: Queryable, ids: string[]): Promise<voi
  */
 export async function endEnrollments(tx: Queryable, tenantId: string, ids: string[], status: EndStatus, reason: string, now: Date): Promise<string[]> {
   if (!ids.length) return [];
+  // Several at once (an opt-out ending a contact's journeys, an archive): in id order, so two
+  // transactions ending overlapping sets queue instead of deadlocking. Callers that change the
+  // same rows in other statements too lock them all first themselves (triggers.ts).
+  if (ids.length > 1) await lockEnrollments(tx, ids);
   const { rows } = await tx.query<EndedEnrollment>(
     `update enrollments e
         set status = $3, end_reason = $4, ended_at = $5, updated_at = $5, due_at = null, paused_due_at = null, wait = null

@@ -16,7 +16,7 @@ export interface Config {
   pollMs: number;
   /** Seals provider credentials at rest; embedded, a key file beside the data is used when unset. */
   secretKey?: string;
-  /** Private ranges journey webhooks may call (RAPPORT_WEBHOOK_ALLOW_PRIVATE); none by default. */
+  /** Private ranges that journey webhooks, the webhook channel and result webhooks may call (RAPPORT_WEBHOOK_ALLOW_PRIVATE); none by default. */
   webhookAllowPrivate: PrivateAllowList;
 }
 

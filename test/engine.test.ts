@@ -6,7 +6,9 @@ import { deliveryFor } from '../src/channels/delivery.js';
 import type { JourneyDefinition } from '../src/core/journey/definition.js';
 import { SecretBox } from '../src/core/secrets.js';
 import { ManualClock } from '../src/engine/clock.js';
+import { MAX_WEBHOOK_ANSWER_BYTES } from '../src/engine/dispatcher.js';
 import { SandboxProvider, sandboxRegistry } from '../src/engine/providers.js';
+import { RESULT_SETTLE_MS } from '../src/engine/result-webhook.js';
 import { REPLY_EVENT } from '../src/engine/triggers.js';
 import { guardedRequester, parsePrivateAllowList, type HostLookup } from '../src/engine/webhook-guard.js';
 import { Worker } from '../src/engine/worker.js';
@@ -531,6 +533,42 @@ describe('journey engine', () => {
       expect(seen.length).toBe(before + 3);
     });
 
+    it('keeps an answer of up to 256 KiB and refuses a bigger one with answer_too_large', async () => {
+      const receiver = await new FakeWebhookReceiver({ secret: newWebhookSecret(), rejectUnsigned: false }).start();
+      /** A JSON answer of exactly `bytes` bytes. */
+      const answer = (bytes: number) => {
+        const shell = JSON.stringify({ price: 7, currency: 'EUR', pad: '' });
+        return JSON.stringify({ price: 7, currency: 'EUR', pad: 'x'.repeat(bytes - shell.length) });
+      };
+      try {
+        receiver.next(
+          { status: 200, headers: { 'content-type': 'application/json' }, body: answer(MAX_WEBHOOK_ANSWER_BYTES) },
+          { status: 200, headers: { 'content-type': 'application/json' }, body: answer(MAX_WEBHOOK_ANSWER_BYTES + 1) },
+        );
+        await publishJourney(db, tenant, quoteJourney(receiver.url('/quote')));
+        const fits = await contact();
+        await event(fits, 'quote_requested', { product: 'solar' });
+        await worker.drain();
+        expect((await enrollment(fits)).vars.quote).toMatchObject({ price: 7, currency: 'EUR' });
+
+        const big = await contact();
+        await event(big, 'quote_requested', { product: 'solar' });
+        await worker.drain();
+        expect(receiver.received).toHaveLength(2);
+        const [call, ...sends] = await messages(big);
+        const refusal = `answer_too_large: the answer is ${MAX_WEBHOOK_ANSWER_BYTES + 1} bytes, more than the ${MAX_WEBHOOK_ANSWER_BYTES} an enrollment keeps`;
+        expect(call).toMatchObject({ kind: 'action_webhook', status: 'failed', reason: refusal });
+        const e = await enrollment(big);
+        expect(e.vars.quote).toBeNull();
+        expect(sends.map((m: any) => m.node)).toEqual(['sorry']);
+        const { rows: steps } = await db.query<any>(`select outcome, detail from enrollment_steps where enrollment_id = $1 and node = 'price' order by seq`, [e.id]);
+        expect(steps.at(-1)).toMatchObject({ outcome: 'webhook_failed', detail: { error: refusal } });
+        expect(JSON.stringify(steps)).not.toContain('x'.repeat(1000));
+      } finally {
+        await receiver.close();
+      }
+    });
+
     it('does not follow a redirect', async () => {
       const receiver = await new FakeWebhookReceiver({ secret: newWebhookSecret(), rejectUnsigned: false }).start();
       try {
@@ -575,6 +613,87 @@ describe('journey engine', () => {
         expect(got!.headers['idempotency-key']).toBe(call.idempotency_key);
         expect(JSON.parse(got!.body)).toEqual({ product: 'heat pump' });
         expect((await enrollment(c)).vars.quote).toEqual({ price: 99, currency: 'USD' });
+      } finally {
+        await receiver.close();
+      }
+    });
+  });
+
+  describe('webhook channel and result webhooks', () => {
+    // What deliveryFor() builds with this allow-list and resolver, and the tenant's webhook account.
+    async function guarded(secret: string, allow?: string, resolvesTo?: string): Promise<void> {
+      const box = new SecretBox('engine-test-secret-key-0123456789abcdef');
+      const lookup: HostLookup | undefined = resolvesTo
+        ? async (hostname) => {
+            if (hostname !== 'hooks.example.test') throw new Error(`unexpected lookup of ${hostname}`);
+            return [{ address: resolvesTo, family: 4 }];
+          }
+        : undefined;
+      const delivery = deliveryFor(db, { secrets: box, sandbox, webhookAllowPrivate: parsePrivateAllowList(allow), webhookLookup: lookup });
+      await createAccount(db, { secrets: box, adapters: delivery.adapters }, tenant, { name: 'hooks', kind: 'webhook', credentials: { signing_secret: secret } }, 'test', clock.now());
+      worker = new Worker({ db, clock, providers: delivery.router, actionWebhooks: delivery.actionWebhooks });
+    }
+    const shipped: JourneyDefinition = {
+      entry: { event: 'order_shipped' },
+      result_webhook: { url: '{{ trigger.callback_url }}' },
+      nodes: [{ id: 'notify', type: 'send', channel: 'webhook', content: { url: '{{ trigger.hook_url }}', body: 'Your order is on its way' } }],
+    };
+    /** The enrollment's step send and result webhook, after both had their go. */
+    async function sendAndResult(c: string, hookUrl: string, callbackUrl: string) {
+      await publishJourney(db, tenant, shipped);
+      await event(c, 'order_shipped', { hook_url: hookUrl, callback_url: callbackUrl });
+      await worker.drain();
+      clock.advance(2 * RESULT_SETTLE_MS);
+      await worker.drain();
+      clock.advance(HOUR);
+      await worker.drain();
+      const rows = await messages(c);
+      return { send: rows.find((m: any) => m.kind === 'send'), result: rows.find((m: any) => m.kind === 'result_webhook') };
+    }
+
+    it('refuses loopback for good by default: nothing reaches the receiver, the refusal is recorded, nothing retried', async () => {
+      const secret = newWebhookSecret();
+      await guarded(secret);
+      const receiver = await new FakeWebhookReceiver({ secret }).start();
+      try {
+        const { send, result } = await sendAndResult(await contact(), receiver.url('/step'), receiver.url('/result'));
+        expect(send).toMatchObject({ status: 'failed', attempts: 1, reason: expect.stringMatching(/^blocked_destination: 127\.0\.0\.1 is a loopback address/) });
+        expect(result).toMatchObject({ status: 'failed', attempts: 1, reason: expect.stringMatching(/^blocked_destination: 127\.0\.0\.1 is a loopback address/) });
+        expect(receiver.received).toHaveLength(0);
+      } finally {
+        await receiver.close();
+      }
+    });
+
+    it('refuses a name that resolves to a private address', async () => {
+      const secret = newWebhookSecret();
+      await guarded(secret, '127.0.0.1', '10.1.2.3');
+      const receiver = await new FakeWebhookReceiver({ secret }).start();
+      try {
+        const port = new URL(receiver.url()).port;
+        const { send, result } = await sendAndResult(await contact(), `http://hooks.example.test:${port}/step`, `http://hooks.example.test:${port}/result`);
+        const why = 'blocked_destination: hooks.example.test resolves to 10.1.2.3, a private address';
+        expect(send).toMatchObject({ status: 'failed', attempts: 1, reason: why });
+        expect(result).toMatchObject({ status: 'failed', attempts: 1, reason: why });
+        expect(receiver.received).toHaveLength(0);
+      } finally {
+        await receiver.close();
+      }
+    });
+
+    it('reaches a private destination the allow-list names, signed', async () => {
+      const secret = newWebhookSecret();
+      await guarded(secret, '127.0.0.1', '127.0.0.1');
+      const receiver = await new FakeWebhookReceiver({ secret }).start();
+      try {
+        const port = new URL(receiver.url()).port;
+        const { send, result } = await sendAndResult(await contact(), `http://hooks.example.test:${port}/step`, `http://hooks.example.test:${port}/result`);
+        expect(send).toMatchObject({ status: 'sent' });
+        expect(result).toMatchObject({ status: 'sent' });
+        expect(receiver.received.map((r) => [r.path, r.verified])).toEqual([
+          ['/step', true],
+          ['/result', true],
+        ]);
       } finally {
         await receiver.close();
       }

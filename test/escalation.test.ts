@@ -12,6 +12,7 @@ import { ManualClock } from '../src/engine/clock.js';
 import { recordInbound } from '../src/engine/inbound.js';
 import { SandboxProvider } from '../src/engine/providers.js';
 import { RESULT_SETTLE_MS, RESULT_WEBHOOK_SUBJECT } from '../src/engine/result-webhook.js';
+import { parsePrivateAllowList } from '../src/engine/webhook-guard.js';
 import { Worker } from '../src/engine/worker.js';
 import { createApiKey } from '../src/store/apikeys.js';
 import type { Db } from '../src/store/db.js';
@@ -61,7 +62,8 @@ beforeAll(async () => {
   clock = new ManualClock('2026-03-02T10:00:00Z');
   const secrets = new SecretBox('escalation-test-secret-key-0123456789');
   sandbox = new SandboxProvider();
-  const delivery = deliveryFor(db, { secrets, sandbox });
+  // The receiver listens on loopback, which result webhooks reach only when the operator allows it.
+  const delivery = deliveryFor(db, { secrets, sandbox, webhookAllowPrivate: parsePrivateAllowList('127.0.0.1') });
   app = await buildApp({ db, clock, secrets, adapters: delivery.adapters });
   worker = new Worker({ db, clock, providers: delivery.router });
   const signing = newWebhookSecret();

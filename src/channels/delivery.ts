@@ -1,10 +1,11 @@
 import type { SecretBox } from '../core/secrets.js';
 import type { ActionWebhooks } from '../engine/dispatcher.js';
 import { SandboxProvider, sandboxRegistry } from '../engine/providers.js';
-import { guardedRequester, type PrivateAllowList } from '../engine/webhook-guard.js';
+import { guardedRequester, type HostLookup, type PrivateAllowList } from '../engine/webhook-guard.js';
 import type { Db } from '../store/db.js';
 import { loadAccounts } from '../store/provider-accounts.js';
 import { builtInAdapters } from './adapters/index.js';
+import { guardedWebhookAdapter } from './adapters/webhook.js';
 import { emailPreparer, type EmailPreparer } from './email-prepare.js';
 import { ProviderRouter } from './router.js';
 import type { ChannelAdapter, ProviderKind } from './types.js';
@@ -25,10 +26,21 @@ export interface DeliverySetup {
  */
 export function deliveryFor(
   db: Db,
-  opts: { secrets: SecretBox | null; publicUrl?: string | null; processes?: number; sandbox?: SandboxProvider; webhookAllowPrivate?: PrivateAllowList },
+  opts: {
+    secrets: SecretBox | null;
+    publicUrl?: string | null;
+    processes?: number;
+    sandbox?: SandboxProvider;
+    webhookAllowPrivate?: PrivateAllowList;
+    /** The resolver the webhook guard checks; the system's unless a test stubs it. */
+    webhookLookup?: HostLookup;
+  },
 ): DeliverySetup {
   const sandbox = opts.sandbox ?? new SandboxProvider();
-  const adapters = builtInAdapters(sandbox);
+  // Every call to a tenant-supplied URL (action webhooks, the webhook channel, result webhooks,
+  // which go out on that channel) goes through one guard with the operator's allow-list.
+  const guarded = guardedRequester({ allowPrivate: opts.webhookAllowPrivate, lookup: opts.webhookLookup });
+  const adapters = new Map(builtInAdapters(sandbox)).set('webhook', guardedWebhookAdapter(guarded));
   const router = new ProviderRouter({
     adapters,
     accounts: async (tenantId, channel) => [...(await loadAccounts(db, opts.secrets, tenantId, channel))],
@@ -37,7 +49,7 @@ export function deliveryFor(
     processes: opts.processes,
   });
   const actionWebhooks: ActionWebhooks = {
-    request: guardedRequester({ allowPrivate: opts.webhookAllowPrivate }),
+    request: guarded,
     // The account the webhook channel would send with; during a rotation both secrets sign.
     async secrets(tenantId) {
       const account = (await loadAccounts(db, opts.secrets, tenantId, 'webhook')).find((a) => a.kind === 'webhook');

@@ -496,6 +496,12 @@ async function deliver(
 }
 
 /**
+ * The largest answer an action webhook may give: it is kept in the enrollment's variables, read
+ * on every later step and copied into the step history, so a bigger one is refused.
+ */
+export const MAX_WEBHOOK_ANSWER_BYTES = 256 * 1024;
+
+/**
  * An action node's webhook: its JSON answer goes back to the enrollment, which waits for it.
  * Every failure is permanent and wakes the enrollment with the error, so the journey goes on
  * without the answer instead of waiting out retries. The call goes through `request`, which
@@ -537,6 +543,8 @@ async function callWebhook(
       { method, headers: { 'content-type': 'application/json', 'idempotency-key': p.msg.idempotency_key, ...Object.fromEntries(own), ...signature }, ...(sent ? { body: sent } : {}) },
       durationMs(hook.timeout ?? '30s'),
     );
+    const size = Buffer.byteLength(res.text);
+    if (size > MAX_WEBHOOK_ANSWER_BYTES) return failed(res.status, null, `answer_too_large: the answer is ${size} bytes, more than the ${MAX_WEBHOOK_ANSWER_BYTES} an enrollment keeps`);
     let parsed: unknown = res.text;
     try {
       parsed = res.text ? JSON.parse(res.text) : null;

@@ -11,6 +11,9 @@ import type { OutgoingMessage, ProviderRegistry, SendResult } from './providers.
  * Standard Webhooks secret (webhook-id is the message id, the same on every retry) and the result
  * is the request's `data`; a tenant without a webhook account has it recorded by the sandbox, as
  * any channel without an account. Failures retry on the dispatcher's schedule like any send.
+ * The URL may come from the triggering event, i.e. from any API caller of the tenant, so the
+ * webhook adapter's destination guard applies: a private or loopback destination the operator
+ * has not allowed fails the message for good with `blocked_destination: …`.
  */
 
 /** The `subject` of a result webhook, so one endpoint can tell results from journey steps. */

@@ -144,9 +144,7 @@ const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
-/** A webhook the simulator must not call: every action webhook answers 200 with `{}` instead. */
-const STUB_WEBHOOK = 'data:application/json,%7B%7D';
-/** Answers every action webhook without leaving the process (the guarded client refuses data: URLs). */
+/** Answers every action webhook with 200 and `{}` without leaving the process: the simulator calls no URL. */
 const STUB_ANSWER: ActionWebhooks = { request: () => Promise.resolve({ status: 200, headers: { get: () => null }, text: '{}' }) };
 
 // ---------------------------------------------------------------------------------------------
@@ -214,8 +212,7 @@ export async function simulate(def: JourneyDefinition, opts: SimulationOptions):
   const p = { ...DEFAULT_PROBABILITIES, ...Object.fromEntries(Object.entries(opts.probabilities ?? {}).filter(([, v]) => v !== undefined)) };
   const replyTexts = opts.replyTexts ?? DEFAULT_REPLY_TEXTS;
   const tenantZone = opts.tenant?.time_zone ?? DEFAULT_TENANT_ZONE;
-  const stored = withStubbedWebhooks(def);
-  const compiled = compileJourney(stored);
+  const compiled = compileJourney(def);
 
   const db = opts.template ? await opts.template.open() : await freshDatabase();
   try {
@@ -224,15 +221,15 @@ export async function simulate(def: JourneyDefinition, opts: SimulationOptions):
     const tenant = (await createTenant(db, { ...opts.tenant, name: 'Simulation', time_zone: tenantZone }, 'simulation')).id;
     // The journey's id is part of split assignment; derived from seed and definition, the same
     // run assigns the same variants. (The engine caches versions by id: same id, same definition.)
-    const journeyId = uuidOf(`rapport-simulation:${seed}:journey:${JSON.stringify(stored)}`);
+    const journeyId = uuidOf(`rapport-simulation:${seed}:journey:${JSON.stringify(def)}`);
     await db.query(
       `insert into journeys (id, tenant_id, name, status, draft, version, entry_event, created_at, updated_at, published_at)
        values ($1, $2, $3, 'active', $4, 1, $5, $6, $6, $6)`,
-      [journeyId, tenant, stored.name ?? 'Simulated journey', JSON.stringify(stored), compiled.entryEvent, start],
+      [journeyId, tenant, def.name ?? 'Simulated journey', JSON.stringify(def), compiled.entryEvent, start],
     );
     await db.query(
       `insert into journey_versions (journey_id, version, tenant_id, definition, channels, published_at, published_by) values ($1, 1, $2, $3, $4, $5, 'simulation')`,
-      [journeyId, tenant, JSON.stringify(stored), compiled.channels, start],
+      [journeyId, tenant, JSON.stringify(def), compiled.channels, start],
     );
 
     const people = Array.from({ length: opts.contacts }, (_, i) => syntheticContact(seed, i, start));
@@ -242,8 +239,8 @@ export async function simulate(def: JourneyDefinition, opts: SimulationOptions):
     const enrolled = await db.transaction((tx) =>
       enrollContacts(
         tx,
-        { journey_id: journeyId, tenant_id: tenant, version: 1, reentry: stored.reentry },
-        people.map((c) => ({ contact_id: c.id, vars: { trigger: { event: stored.entry.event ?? 'simulation', simulated: true } } })),
+        { journey_id: journeyId, tenant_id: tenant, version: 1, reentry: def.reentry },
+        people.map((c) => ({ contact_id: c.id, vars: { trigger: { event: def.entry.event ?? 'simulation', simulated: true } } })),
         start,
         'simulation',
       ),
@@ -318,7 +315,7 @@ export async function simulate(def: JourneyDefinition, opts: SimulationOptions):
     // Reactions that cannot change where an enrollment stands (none waits for them, ends on them
     // or enters on them) need no tick of their own: they are recorded at the next tick, with the
     // time they happened, before anything that reads event history runs.
-    const endsOn = new Set([...(stored.goals ?? []), ...(stored.exit_on ?? [])].map((m) => m.event));
+    const endsOn = new Set([...(def.goals ?? []), ...(def.exit_on ?? [])].map((m) => m.event));
     let quiet: Reaction[] = [];
 
     const applyUntil = async (now: number, final = false) => {
@@ -405,7 +402,7 @@ export async function simulate(def: JourneyDefinition, opts: SimulationOptions):
     await worker.drain();
     opts.onProgress?.({ virtualNow: new Date(endMs), done: opts.days, total: opts.days });
 
-    const report = await buildReport(db, stored, people[0]!, enrolled.enrolled.find((e) => e.contact_id === people[0]!.id)?.enrollment_id ?? null);
+    const report = await buildReport(db, def, people[0]!, enrolled.enrolled.find((e) => e.contact_id === people[0]!.id)?.enrollment_id ?? null);
     return {
       contacts: opts.contacts,
       days: opts.days,
@@ -457,15 +454,6 @@ export class SimulationTemplate {
     this.base = null;
     if (base) await (await base).close();
   }
-}
-
-/** A copy of the definition whose action webhooks answer `{}` without leaving the process. */
-function withStubbedWebhooks(def: JourneyDefinition): JourneyDefinition {
-  if (!def.nodes.some((n) => n.type === 'action' && n.webhook)) return def;
-  return {
-    ...def,
-    nodes: def.nodes.map((n) => (n.type === 'action' && n.webhook ? { ...n, webhook: { ...n.webhook, url: STUB_WEBHOOK, method: 'GET' as const, headers: {} } } : n)),
-  };
 }
 
 async function insertContacts(db: Db, tenant: string, people: SyntheticContact[], at: Date): Promise<void> {

@@ -7,7 +7,9 @@ import { keepAliveRequester, type HttpRequester } from '../channels/http-client.
  * Keeps journey webhooks from reaching the network Rapport runs in. A tenant writes the URL of an
  * action webhook and reads the answer back into enrollment variables, so without a guard any
  * tenant could ask the server for its database port, the cloud metadata service
- * (169.254.169.254) or any service on the private network.
+ * (169.254.169.254) or any service on the private network. The webhook channel and result
+ * webhooks (whose URL may come from an event) call tenant URLs too and use the same guard
+ * (channels/delivery.ts builds one for all three).
  *
  * A request is refused before it leaves when its URL is not http(s), or when its host is, or
  * resolves to, an address outside public unicast space (loopback, private, link-local,

@@ -3,10 +3,13 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeWebhookReceiver } from '../../../test/fakes/webhook-receiver.js';
 import { oneByteChanged } from '../../../test/helpers/adapters.js';
+import { guardedRequester, parsePrivateAllowList } from '../../engine/webhook-guard.js';
 import type { OutgoingMessage, ProviderAccount, SendContext } from '../types.js';
-import { newWebhookSecret, signWebhook, verifyWebhookSignature, webhookAdapter } from './webhook.js';
+import { guardedWebhookAdapter, newWebhookSecret, signWebhook, verifyWebhookSignature, webhookAdapter as strictAdapter } from './webhook.js';
 
 const SECRET = newWebhookSecret();
+// The receiver listens on loopback, which the webhook channel reaches only when the operator allows it.
+const webhookAdapter = guardedWebhookAdapter(guardedRequester({ allowPrivate: parsePrivateAllowList('127.0.0.1') }));
 
 function account(credentials: Record<string, string> = { signing_secret: SECRET }, config: Record<string, unknown> = {}): ProviderAccount {
   return { id: 'acc_hook', tenant_id: 't1', name: 'hooks', kind: 'webhook', channel: 'webhook', priority: 0, credentials, config };
@@ -269,5 +272,50 @@ describe('webhookAdapter.send', () => {
     const url = receiver.url();
     await receiver.close();
     expect(await webhookAdapter.send(message({ url }), ctx())).toMatchObject({ ok: false, permanent: false, code: 'network' });
+  });
+});
+
+describe('webhook channel destinations', () => {
+  let receiver: FakeWebhookReceiver;
+  beforeEach(async () => {
+    receiver = await new FakeWebhookReceiver({ secret: SECRET }).start();
+  });
+  afterEach(async () => {
+    await receiver.close();
+  });
+
+  const resolvingTo = (address: string) => async (hostname: string) => {
+    if (hostname !== 'hooks.example.test') throw new Error(`unexpected lookup of ${hostname}`);
+    return [{ address, family: 4 }];
+  };
+
+  it('refuses loopback for good by default, whatever fetch the router hands it, and nothing arrives', async () => {
+    let fetched = 0;
+    const tell: typeof fetch = (input, init) => {
+      fetched++;
+      return globalThis.fetch(input, init);
+    };
+    const result = await strictAdapter.send(message({ url: receiver.url() }), { ...ctx(), fetch: tell });
+    expect(result).toEqual({ ok: false, permanent: true, error: expect.stringMatching(/^blocked_destination: 127\.0\.0\.1 is a loopback address/) });
+    // The account's URL is guarded as the step's is.
+    const fromConfig = await strictAdapter.send(message({ url: undefined }), ctx(account(undefined, { url: receiver.url('/from-config') })));
+    expect(fromConfig).toMatchObject({ ok: false, permanent: true, error: expect.stringMatching(/^blocked_destination:/) });
+    expect(fetched).toBe(0);
+    expect(receiver.received).toHaveLength(0);
+  });
+
+  it('refuses a name resolving to a private address, and reaches it when the allow-list says so', async () => {
+    const port = new URL(receiver.url()).port;
+    const url = `http://hooks.example.test:${port}/hooks/rapport`;
+    const refused = guardedWebhookAdapter(guardedRequester({ lookup: resolvingTo('10.1.2.3') }));
+    expect(await refused.send(message({ url }), ctx())).toEqual({ ok: false, permanent: true, error: 'blocked_destination: hooks.example.test resolves to 10.1.2.3, a private address' });
+    const notListed = guardedWebhookAdapter(guardedRequester({ allowPrivate: parsePrivateAllowList('10.0.0.0/8'), lookup: resolvingTo('127.0.0.1') }));
+    expect(await notListed.send(message({ url }), ctx())).toMatchObject({ ok: false, permanent: true, error: expect.stringMatching(/^blocked_destination: hooks\.example\.test resolves to 127\.0\.0\.1/) });
+    expect(receiver.received).toHaveLength(0);
+
+    const allowed = guardedWebhookAdapter(guardedRequester({ allowPrivate: parsePrivateAllowList('127.0.0.0/8'), lookup: resolvingTo('127.0.0.1') }));
+    expect(await allowed.send(message({ url }), ctx())).toMatchObject({ ok: true });
+    expect(receiver.received).toHaveLength(1);
+    expect(receiver.received[0]!.verified).toBe(true);
   });
 });

@@ -1,4 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { BlockedDestinationError, guardedRequester } from '../../engine/webhook-guard.js';
+import type { HttpRequester } from '../http-client.js';
 import { callProvider, failure, failureFromStatus, isCallFailure, retryAfterMs, safeEqual } from '../http.js';
 import type { AccountProblem, ChannelAdapter, OutgoingMessage, SendContext, SendResult } from '../types.js';
 
@@ -14,6 +16,11 @@ import type { AccountProblem, ChannelAdapter, OutgoingMessage, SendContext, Send
  *
  * The secret is `whsec_` + base64 of 24 to 64 random bytes; the HMAC key is the decoded bytes.
  * There is no inbound side: a receiver answers with its HTTP status, nothing calls back.
+ *
+ * The URL is the tenant's (the send step's, the account's, or a result webhook's, which may come
+ * from any API caller's event), so the request goes through the destination guard of
+ * engine/webhook-guard.ts, never the router's plain client: a refused destination fails the
+ * message for good with `blocked_destination: …`.
  */
 
 const PREFIX = 'whsec_';
@@ -121,7 +128,7 @@ function check(credentials: Record<string, string>, config: Record<string, unkno
   return problems;
 }
 
-async function send(msg: OutgoingMessage, ctx: SendContext): Promise<SendResult> {
+async function send(msg: OutgoingMessage, ctx: SendContext, request: HttpRequester): Promise<SendResult> {
   const { credentials, config } = ctx.account;
   const target = msg.url ?? (typeof config.url === 'string' ? config.url : undefined);
   // No URL anywhere is the account's fault and will not heal by retrying; a bad rendered URL is
@@ -153,7 +160,13 @@ async function send(msg: OutgoingMessage, ctx: SendContext): Promise<SendResult>
     return failure('config', `signing: ${(err as Error).message}`, { permanent: true });
   }
 
-  const res = await callProvider(ctx, url.toString(), {
+  const seen: { blocked?: BlockedDestinationError } = {};
+  const guarded: HttpRequester = (u, init, timeoutMs) =>
+    request(u, init, timeoutMs).catch((err: unknown) => {
+      if (err instanceof BlockedDestinationError) seen.blocked = err;
+      throw err;
+    });
+  const res = await callProvider({ ...ctx, request: guarded }, url.toString(), {
     method: 'POST',
     // A redirect is a failure by the spec: following it would re-send signed data to somewhere
     // the tenant never configured.
@@ -167,6 +180,9 @@ async function send(msg: OutgoingMessage, ctx: SendContext): Promise<SendResult>
     },
     body: payload,
   });
+  // No code: a provider fault would fail over to the next account and be retried, and the
+  // refusal is the same wherever the message goes.
+  if (seen.blocked) return { ok: false, permanent: true, error: seen.blocked.message };
   if (isCallFailure(res)) return res;
   if (res.status >= 200 && res.status < 300) return { ok: true, provider_message_id: id, status: 'delivered' };
 
@@ -188,9 +204,15 @@ async function send(msg: OutgoingMessage, ctx: SendContext): Promise<SendResult>
   return failureFromStatus(res, said, String(res.status));
 }
 
-export const webhookAdapter: ChannelAdapter = {
-  kind: 'webhook',
-  channels: ['webhook'],
-  check,
-  send,
-};
+/**
+ * The webhook channel calling through `request`, a guarded requester (engine/webhook-guard.ts)
+ * with the operator's allow-list: what deliveryFor() puts in the adapters.
+ */
+export function guardedWebhookAdapter(request: HttpRequester): ChannelAdapter {
+  return { kind: 'webhook', channels: ['webhook'], check, send: (msg, ctx) => send(msg, ctx, request) };
+}
+
+let strictGuard: HttpRequester | undefined;
+
+/** The webhook channel with no private range allowed; made on first use, as its agents keep connections. */
+export const webhookAdapter: ChannelAdapter = guardedWebhookAdapter((url, init, timeoutMs) => (strictGuard ??= guardedRequester())(url, init, timeoutMs));

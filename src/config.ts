@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { parsePrivateAllowList, type PrivateAllowList } from './engine/webhook-guard.js';
+import { parsePrivateAllowList, type PrivateAllowList } from './channels/webhook-guard.js';
 import type { StoreTarget } from './store/open.js';
 
 export interface Config {

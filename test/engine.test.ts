@@ -10,7 +10,7 @@ import { MAX_WEBHOOK_ANSWER_BYTES } from '../src/engine/dispatcher.js';
 import { SandboxProvider, sandboxRegistry } from '../src/engine/providers.js';
 import { RESULT_SETTLE_MS } from '../src/engine/result-webhook.js';
 import { REPLY_EVENT } from '../src/engine/triggers.js';
-import { guardedRequester, parsePrivateAllowList, type HostLookup } from '../src/engine/webhook-guard.js';
+import { guardedRequester, parsePrivateAllowList, type HostLookup } from '../src/channels/webhook-guard.js';
 import { Worker } from '../src/engine/worker.js';
 import { recordConsent } from '../src/store/consent.js';
 import { createContact } from '../src/store/contacts.js';

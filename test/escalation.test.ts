@@ -12,7 +12,7 @@ import { ManualClock } from '../src/engine/clock.js';
 import { recordInbound } from '../src/engine/inbound.js';
 import { SandboxProvider } from '../src/engine/providers.js';
 import { RESULT_SETTLE_MS, RESULT_WEBHOOK_SUBJECT } from '../src/engine/result-webhook.js';
-import { parsePrivateAllowList } from '../src/engine/webhook-guard.js';
+import { parsePrivateAllowList } from '../src/channels/webhook-guard.js';
 import { Worker } from '../src/engine/worker.js';
 import { createApiKey } from '../src/store/apikeys.js';
 import type { Db } from '../src/store/db.js';

@@ -1,7 +1,7 @@
 import type { SecretBox } from '../core/secrets.js';
 import type { ActionWebhooks } from '../engine/dispatcher.js';
 import { SandboxProvider, sandboxRegistry } from '../engine/providers.js';
-import { guardedRequester, type HostLookup, type PrivateAllowList } from '../engine/webhook-guard.js';
+import { guardedRequester, type HostLookup, type PrivateAllowList } from './webhook-guard.js';
 import type { Db } from '../store/db.js';
 import { loadAccounts } from '../store/provider-accounts.js';
 import { builtInAdapters } from './adapters/index.js';

@@ -32,7 +32,7 @@ export class HttpTimeoutError extends Error {
 export interface KeepAliveOptions {
   /** Connections kept open per provider origin; a batch of 500 sends shares them. */
   maxSockets?: number;
-  /** Resolves host names for new connections (engine/webhook-guard.ts checks addresses in it). */
+  /** Resolves host names for new connections (channels/webhook-guard.ts checks addresses in it). */
   lookup?: LookupFunction;
 }
 

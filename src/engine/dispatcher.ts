@@ -16,7 +16,7 @@ import { getVersions, versionKey, type LiveVersion } from '../store/journey-vers
 import { isSuppressedIn, loadContactFacts, loadSuppressed, tenantPolicies } from '../store/step-batch.js';
 import type { Delivery, OutgoingMessage, ProviderRegistry, SendResult } from './providers.js';
 import { deliverResultWebhook } from './result-webhook.js';
-import { guardedRequester } from './webhook-guard.js';
+import { guardedRequester } from '../channels/webhook-guard.js';
 
 /**
  * Takes due messages off the outbox and hands them to providers:
@@ -102,7 +102,7 @@ export interface DispatchOptions {
 }
 
 export interface ActionWebhooks {
-  /** Makes the call: a guardedRequester (engine/webhook-guard.ts), or the simulator's stand-in. */
+  /** Makes the call: a guardedRequester (channels/webhook-guard.ts), or the simulator's stand-in. */
   request: HttpRequester;
   /** The tenant's Standard Webhooks signing secrets, current first; none sends the call unsigned. */
   secrets?(tenantId: string): Promise<string[]>;

@@ -107,7 +107,7 @@ export async function runRefinements(db: Db, now: () => Date, llm: LlmClient | n
   const sweep: RefineSweep = { claimed: jobs.length, refined: 0, fell_back: 0, dropped: 0, deferred: 0 };
   if (!jobs.length) return sweep;
 
-  const contacts = await loadContacts(db, jobs);
+  const contacts = await queuedContacts(db, jobs);
   const drafted = await Promise.all(
     jobs.map(async (job): Promise<Outcome | 'defer'> => {
       const contact = contacts.get(job.message_id);
@@ -146,7 +146,7 @@ export async function runRefinements(db: Db, now: () => Date, llm: LlmClient | n
 }
 
 /** The contact of each job's message, when the message is still queued. */
-async function loadContacts(db: Queryable, jobs: Job[]): Promise<Map<string, ContactRow>> {
+async function queuedContacts(db: Queryable, jobs: Job[]): Promise<Map<string, ContactRow>> {
   const { rows } = await db.query<ContactRow & { message_id: string }>(
     `select m.id as message_id, ${CONTACT_COLUMNS.split(', ')
       .map((c) => `c.${c}`)

@@ -213,7 +213,7 @@ export async function writePulseBatch(tx: Queryable, o: Claimed, members: Contac
   // Another pulse campaign of the tenant took this week's key between the check and the insert.
   for (const d of drafts) if (!queued.has(d.contact.id)) skipped.push({ contact_id: d.contact.id, seq: d.seq, message_id: null, enrollment_id: null, outcome: 'skipped', reason: 'weekly_cap' });
   await recordSynthesis(tx, o, written, queued, week, now);
-  if (refine) await queueRefinements(tx, o, written, queued, review, now);
+  if (refine) await queueRefinements(tx, o, written, queued, now);
   else if (review) {
     await insertReviewTasks(
       tx,
@@ -260,15 +260,14 @@ function synthesisInput(tenant: Tenant, spec: PulseSpec, c: ContactRow, arm: Pul
 export type RefinementInput = Omit<SynthesisInput, 'contact'>;
 
 /** The model's work for the written messages (pulse_refinements): what to ask, and when each was meant to go. */
-async function queueRefinements(tx: Queryable, o: Claimed, written: Draft[], queued: Map<string, string>, review: boolean, now: Date): Promise<void> {
+async function queueRefinements(tx: Queryable, o: Claimed, written: Draft[], queued: Map<string, string>, now: Date): Promise<void> {
   if (!written.length) return;
   await tx.query(
-    `insert into pulse_refinements (message_id, tenant_id, occurrence_id, input, due_at, latest_at, review, created_at)
-     select x.message_id, $1, $5, x.input, x.due_at, x.latest_at, $2, $3
-       from jsonb_to_recordset($4::jsonb) as x(message_id uuid, input jsonb, due_at timestamptz, latest_at timestamptz)`,
+    `insert into pulse_refinements (message_id, tenant_id, occurrence_id, input, due_at, latest_at, created_at)
+     select x.message_id, $1, $4, x.input, x.due_at, x.latest_at, $2
+       from jsonb_to_recordset($3::jsonb) as x(message_id uuid, input jsonb, due_at timestamptz, latest_at timestamptz)`,
     [
       o.tenant_id,
-      review,
       now,
       JSON.stringify(
         written.map((d) => {

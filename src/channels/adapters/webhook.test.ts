@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeWebhookReceiver } from '../../../test/fakes/webhook-receiver.js';
 import { oneByteChanged } from '../../../test/helpers/adapters.js';
-import { guardedRequester, parsePrivateAllowList } from '../../engine/webhook-guard.js';
+import { guardedRequester, parsePrivateAllowList } from '../webhook-guard.js';
 import type { OutgoingMessage, ProviderAccount, SendContext } from '../types.js';
 import { guardedWebhookAdapter, newWebhookSecret, signWebhook, verifyWebhookSignature, webhookAdapter as strictAdapter } from './webhook.js';
 

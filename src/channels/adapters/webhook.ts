@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { BlockedDestinationError, guardedRequester } from '../../engine/webhook-guard.js';
+import { BlockedDestinationError, guardedRequester } from '../webhook-guard.js';
 import type { HttpRequester } from '../http-client.js';
 import { callProvider, failure, failureFromStatus, isCallFailure, retryAfterMs, safeEqual } from '../http.js';
 import type { AccountProblem, ChannelAdapter, OutgoingMessage, SendContext, SendResult } from '../types.js';
@@ -19,7 +19,7 @@ import type { AccountProblem, ChannelAdapter, OutgoingMessage, SendContext, Send
  *
  * The URL is the tenant's (the send step's, the account's, or a result webhook's, which may come
  * from any API caller's event), so the request goes through the destination guard of
- * engine/webhook-guard.ts, never the router's plain client: a refused destination fails the
+ * channels/webhook-guard.ts, never the router's plain client: a refused destination fails the
  * message for good with `blocked_destination: …`.
  */
 
@@ -205,7 +205,7 @@ async function send(msg: OutgoingMessage, ctx: SendContext, request: HttpRequest
 }
 
 /**
- * The webhook channel calling through `request`, a guarded requester (engine/webhook-guard.ts)
+ * The webhook channel calling through `request`, a guarded requester (channels/webhook-guard.ts)
  * with the operator's allow-list: what deliveryFor() puts in the adapters.
  */
 export function guardedWebhookAdapter(request: HttpRequester): ChannelAdapter {

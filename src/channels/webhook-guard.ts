@@ -1,7 +1,7 @@
 import { lookup as systemLookup } from 'node:dns/promises';
 import { isIP, type LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
-import { keepAliveRequester, type HttpRequester } from '../channels/http-client.js';
+import { keepAliveRequester, type HttpRequester } from './http-client.js';
 
 /**
  * Keeps journey webhooks from reaching the network Rapport runs in. A tenant writes the URL of an
